@@ -1,0 +1,93 @@
+# azgo: every command a user or CI runs.
+#
+#   make test        the whole suite, set-up included (.venv, GNU Go)
+#   make check       lint (ruff) + tests: run before every commit
+#   make bench       benchmarks (build/bench/*.json)
+#   make gtp         a GTP engine on stdin/stdout (GTP_ARGS='--model FILE --visits 400')
+#   make clean       remove build outputs (keeps .venv, data/ and keys/)
+#   make distclean   clean + remove .venv
+#
+# Variables: PYTHON (interpreter that creates .venv), GNUGO (GNU Go binary used by the
+# tests), PIP_TORCH_ARGS (extra pip arguments for torch, e.g.
+# '--index-url https://download.pytorch.org/whl/cpu' to get the CPU build from PyTorch).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+CORE := libs/azgo_core
+# Pinned exactly, and installed before the package: any looser spec lets pip pick a
+# CUDA build of torch (gigabytes) where a local CPU wheel is available.
+TORCH_SPEC := torch==2.13.0
+PIP_TORCH_ARGS ?=
+GNUGO ?= /usr/games/gnugo
+GTP_ARGS ?=
+
+# Numba's on-disk cache of compiled kernels. Its default (__pycache__ beside each source
+# file) works for the editable install, but under make we keep it in build/ so the source
+# tree stays clean, one `make clean` drops stale kernels, and a read-only source tree (a
+# container) still caches. Outside make, numba's default applies.
+export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
+
+# Stamps: reinstall when a pyproject changes.
+VENV_STAMP := $(VENV)/.azgo-installed
+DEV_STAMP := $(VENV)/.azgo-dev-installed
+
+# tests/ holds no files until the service tests land; git does not keep empty folders.
+TEST_PATHS := $(CORE)/tests $(wildcard tests)
+
+.PHONY: venv $(VENV) dev test check lint gnugo bench bench-core gtp clean distclean
+
+venv $(VENV): $(VENV_STAMP)
+
+$(VENV_STAMP): $(CORE)/pyproject.toml
+	@echo "==> creating $(VENV) and installing azgo-core"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install $(PIP_TORCH_ARGS) '$(TORCH_SPEC)'
+	$(PIP) install -e '$(CORE)[test]'
+	touch $@
+
+dev: $(DEV_STAMP)
+
+$(DEV_STAMP): $(VENV_STAMP)
+	$(PIP) install -e '$(CORE)[test,dev]'
+	touch $@
+
+# GNU Go is the tests' reference opponent for the GTP engine.
+gnugo:
+	@if [ -x "$(GNUGO)" ]; then \
+		echo "==> GNU Go: $(GNUGO)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "==> installing GNU Go with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gnugo; \
+	else \
+		echo "error: GNU Go not found at $(GNUGO) (the tests need it)." >&2; \
+		echo "       Install it as root: apt-get install gnugo, or pass GNUGO=/path/to/gnugo." >&2; \
+		exit 1; \
+	fi
+	@test -x "$(GNUGO)" || { echo "error: $(GNUGO) still missing after install" >&2; exit 1; }
+
+test: $(VENV_STAMP) gnugo
+	AZGO_GNUGO='$(GNUGO)' $(PY) -m pytest $(TEST_PATHS)
+
+lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+
+check: lint test
+
+bench-core: $(VENV_STAMP)
+	@mkdir -p build/bench
+	$(PY) benchmarks/bench_core.py --out build/bench/core.json
+
+bench: bench-core
+
+gtp: $(VENV_STAMP)
+	@$(VENV)/bin/azgo gtp $(GTP_ARGS)
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -type d -name '*.egg-info' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
