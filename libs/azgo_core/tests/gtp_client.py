@@ -1,0 +1,187 @@
+"""A minimal, bounded GTP (Go Text Protocol, version 2) client for tests.
+
+It drives an engine such as ``gnugo --mode gtp`` through its stdin/stdout.
+Each command is sent with a numeric id; the engine answers
+``=<id> <result>`` (success) or ``?<id> <message>`` (failure) followed by an
+empty line.  Every read and write is bounded by a timeout, so a hung engine
+fails the test instead of hanging it.  Commands may be pipelined:
+:meth:`GtpClient.send_many` writes a batch and then reads the answers in order.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import time
+from collections.abc import Sequence
+
+
+class GtpError(RuntimeError):
+    """The engine answered ``?`` (failure), or the conversation broke."""
+
+    def __init__(self, command: str, message: str):
+        super().__init__(f"GTP command {command!r} failed: {message}")
+        self.command = command
+        self.message = message
+
+
+class GtpTimeout(GtpError):
+    """The engine did not answer within the timeout; it has been killed."""
+
+
+class GtpClient:
+    """One GTP engine subprocess.
+
+    ``argv`` is the engine's command line; ``timeout`` bounds each command
+    (for :meth:`send_many`, the whole batch) in seconds.  Use as a context
+    manager, or call :meth:`close`.
+    """
+
+    def __init__(self, argv: Sequence[str], timeout: float = 10.0):
+        self.argv = list(argv)
+        self.timeout = float(timeout)
+        self._proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            bufsize=0,
+        )
+        self._buf = bytearray()
+        self._next_id = 1
+        self._broken: str | None = None
+
+    # -- public API -------------------------------------------------------
+
+    def send(self, command: str, allow_failure: bool = False) -> str:
+        """Send one command; return the result text (without ``=`` and id).
+
+        A ``?`` answer raises :class:`GtpError` unless ``allow_failure``, in
+        which case the failure message is returned prefixed with ``?``.
+        """
+        return self.send_many([command], allow_failure=allow_failure)[0]
+
+    def send_many(self, commands: Sequence[str], allow_failure: bool = False) -> list[str]:
+        """Pipeline ``commands``; return their results in order (see :meth:`send`)."""
+        if self._broken is not None:
+            raise GtpError(commands[0] if commands else "", f"engine unusable: {self._broken}")
+        ids = []
+        lines = []
+        for command in commands:
+            if "\n" in command or "\r" in command or not command.strip():
+                raise ValueError(f"a GTP command is one non-empty line, got {command!r}")
+            ids.append(self._next_id)
+            lines.append(f"{self._next_id} {command}\n")
+            self._next_id += 1
+        deadline = time.monotonic() + self.timeout
+        self._write("".join(lines).encode("ascii"), deadline, commands[0] if commands else "")
+        results = []
+        for command, cid in zip(commands, ids):
+            status, rid, text = self._read_response(deadline, command)
+            if rid != cid:
+                self._fail(command, f"answer id {rid!r} does not match command id {cid}")
+            if status == "?":
+                if not allow_failure:
+                    # Keep reading the remaining answers so the stream stays in sync.
+                    for later_cmd, _ in list(zip(commands, ids))[len(results) + 1 :]:
+                        self._read_response(deadline, later_cmd)
+                    raise GtpError(command, text)
+                results.append("?" + text)
+            else:
+                results.append(text)
+        return results
+
+    def close(self) -> None:
+        """Ask the engine to quit; kill it if it does not exit promptly."""
+        proc = self._proc
+        if proc.poll() is None:
+            try:
+                if self._broken is None:
+                    proc.stdin.write(b"quit\n")
+                    proc.stdin.flush()
+                proc.stdin.close()
+                proc.wait(timeout=min(self.timeout, 5.0))
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait(timeout=5.0)
+        for stream in (proc.stdin, proc.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+        self._broken = self._broken or "closed"
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll()
+
+    def __enter__(self) -> GtpClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------
+
+    def _fail(self, command: str, why: str, timeout: bool = False):
+        self._broken = why
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=5.0)
+        raise (GtpTimeout if timeout else GtpError)(command, why)
+
+    def _write(self, data: bytes, deadline: float, command: str) -> None:
+        """Write all of ``data``, draining the engine's output meanwhile.
+
+        Draining avoids a deadlock where the engine blocks on a full stdout
+        pipe while we block on a full stdin pipe.
+        """
+        out_fd = self._proc.stdout.fileno()
+        in_fd = self._proc.stdin.fileno()
+        view = memoryview(data)
+        while view:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._fail(command, f"timed out after {self.timeout}s writing to the engine", timeout=True)
+            readable, writable, _ = select.select([out_fd], [in_fd], [], remaining)
+            if readable:
+                self._read_some(out_fd, command)
+            if writable:
+                try:
+                    n = os.write(in_fd, view[:65536])
+                except BrokenPipeError:
+                    self._fail(command, f"engine exited (status {self._proc.poll()})")
+                view = view[n:]
+
+    def _read_some(self, fd: int, command: str) -> None:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            self._fail(command, f"engine closed its output (status {self._proc.poll()})")
+        self._buf += chunk.replace(b"\r", b"")
+
+    def _read_response(self, deadline: float, command: str) -> tuple[str, int | None, str]:
+        """Next answer as (status '=' or '?', id or None, text)."""
+        fd = self._proc.stdout.fileno()
+        while True:
+            # Engines may emit stray blank lines between answers; skip them.
+            while self._buf.startswith(b"\n"):
+                del self._buf[:1]
+            end = self._buf.find(b"\n\n")
+            if end >= 0:
+                raw = bytes(self._buf[:end]).decode("utf-8", "replace")
+                del self._buf[: end + 2]
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self._fail(command, f"no answer within {self.timeout}s", timeout=True)
+            readable, _, _ = select.select([fd], [], [], remaining)
+            if readable:
+                self._read_some(fd, command)
+        status = raw[:1]
+        if status not in ("=", "?"):
+            self._fail(command, f"malformed answer {raw!r}")
+        match = re.match(r"(\d*)(.*)", raw[1:], re.S)
+        cid = int(match.group(1)) if match.group(1) else None
+        return status, cid, match.group(2).strip()
