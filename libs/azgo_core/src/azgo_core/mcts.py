@@ -1,0 +1,367 @@
+"""Compiled PUCT search over many games at once (AlphaGo Zero / AlphaZero MCTS).
+
+Every game ``g`` owns an arena of preallocated arrays; a step descends each game's tree once
+to a leaf, writes the leaf's input planes into a shared batch, and after one network call
+expands the leaves and backs their values up. Each tree stays sequential (no virtual loss)
+while the network sees one large batch: KataGo's way of batching across games.
+
+Tree arrays (``tree`` tuple), per game ``g``:
+
+=============  ===================  ===========================================================
+name           shape, dtype         meaning
+=============  ===================  ===========================================================
+node_first     [G, M] int32         first edge of the node's children
+node_count     [G, M] int32         number of children; -1 while the node is not expanded
+node_N         [G, M] int32         visits of the node (its expansion included)
+node_W         [G, M] float32       sum of values, from the view of the side to move there
+edge_move      [G, E] int16         flat move (pass = N*N)
+edge_P         [G, E] float32       prior P(s, a), Dirichlet noise mixed in at the root
+edge_N         [G, E] int32         visit count N(s, a)
+edge_W         [G, E] float32       total value W(s, a), from the view of the side that moves
+edge_child     [G, E] int32         node reached by the edge, -1 before its first visit
+info           [G, 8] int32         ROOT, NODES, EDGES, PENDING leaf, DEPTH, NOISE flag, draws
+=============  ===================  ===========================================================
+
+Board arrays (``games`` tuple), per game: ``root`` and ``leaf`` boards (int32 [G, L]), the
+game's superko ``history`` (uint64 [G, Hmax]) with its count and ``bloom`` (uint64 [G, 64]),
+the hashes, nodes and edges of the current path (``path_hash``/``path_node``/``path_edge``,
+[G, D]), and the stones of the last H positions at the root (``root_stones`` int8
+[G, H, N*N], most recent first) and along the path (``path_stones`` int8 [G, H, N*N], a ring
+indexed by depth mod H) for the history planes.
+
+Selection maximises ``Q(s,a) + c(s) * P(s,a) * sqrt(sum_b N(s,b)) / (1 + N(s,a))`` with
+``c(s) = c_puct + log((1 + sum_b N(s,b) + c_base) / c_base)`` (AlphaZero's pseudocode);
+an unvisited child's Q is the parent's Q minus ``fpu_reduction * sqrt(visited prior mass)``
+(first-play urgency as in Leela Zero and KataGo).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from . import board as B
+
+ROOT, NODES, EDGES, PENDING, DEPTH, NOISE, DRAWS, NHIST = range(8)
+
+# float parameters, in this order, in the ``params`` vector
+C_PUCT, C_BASE, FPU_REDUCTION, KOMI, NOISE_FRACTION, NOISE_ALPHA_TOTAL = range(6)
+
+
+@njit(cache=True)
+def reset_tree(tree, g):
+    """Drop game ``g``'s tree; the root becomes a fresh unexpanded node."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    info[g, ROOT] = 0
+    info[g, NODES] = 1
+    info[g, EDGES] = 0
+    info[g, PENDING] = -1
+    node_count[g, 0] = -1
+    node_N[g, 0] = 0
+    node_W[g, 0] = 0.0
+
+
+@njit(cache=True)
+def _select_edge(tree, g, n, params):
+    """The PUCT-maximising child edge of expanded node ``n``."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    first = node_first[g, n]
+    count = node_count[g, n]
+    sum_n = node_N[g, n] - 1
+    c = params[C_PUCT] + np.log((1.0 + sum_n + params[C_BASE]) / params[C_BASE])
+    sqrt_n = np.sqrt(max(sum_n, 1))
+    visited_mass = 0.0
+    for e in range(first, first + count):
+        if edge_N[g, e] > 0:
+            visited_mass += edge_P[g, e]
+    parent_q = node_W[g, n] / node_N[g, n] if node_N[g, n] > 0 else 0.0
+    fpu = parent_q - params[FPU_REDUCTION] * np.sqrt(visited_mass)
+    best = first
+    best_score = -1e30
+    for e in range(first, first + count):
+        ne = edge_N[g, e]
+        q = edge_W[g, e] / ne if ne > 0 else fpu
+        score = q + c * edge_P[g, e] * sqrt_n / (1.0 + ne)
+        if score > best_score:
+            best_score = score
+            best = e
+    return best
+
+
+@njit(cache=True)
+def _backup(tree, games, g, leaf, depth, v):
+    """Add value ``v`` (side to move at the leaf) along the path; signs alternate upward."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    path_node, path_edge = games[5], games[6]
+    node_N[g, leaf] += 1
+    node_W[g, leaf] += v
+    for d in range(depth - 1, -1, -1):
+        v = -v
+        e = path_edge[g, d]
+        edge_N[g, e] += 1
+        edge_W[g, e] += v
+        n = path_node[g, d]
+        node_N[g, n] += 1
+        node_W[g, n] += v
+
+
+@njit(cache=True)
+def _terminal_value(leaf_board, N, move_cap, komi):
+    """The exact result at a finished position, from the side to move's view; 2.0 if not over."""
+    base = 7 * (N + 2) * (N + 1)
+    if leaf_board[base + B.PASSES] < 2 and leaf_board[base + B.NMOVES] < move_cap:
+        return 2.0
+    score = B.area_score(leaf_board, N) - komi
+    v = 1.0 if score > 0 else (-1.0 if score < 0 else 0.0)
+    return v if leaf_board[base + B.TO_PLAY] == B.BLACK else -v
+
+
+@njit(cache=True)
+def _write_planes(games, g, depth, N, H, to_play, out):
+    """History planes of the leaf at ``depth`` below the root (see ``features``)."""
+    root_stones, path_stones = games[7], games[8]
+    opp = 3 - to_play
+    flat = out.reshape(2 * H + 1, N * N)
+    for k in range(H):
+        if k <= depth - 1:
+            src = path_stones[g, (depth - k) % H]
+        else:
+            src = root_stones[g, k - depth]
+        mine = flat[2 * k]
+        theirs = flat[2 * k + 1]
+        for i in range(N * N):
+            v = src[i]
+            mine[i] = v == to_play
+            theirs[i] = v == opp
+    flat[2 * H, :] = 1 if to_play == B.BLACK else 0
+
+
+@njit(cache=True)
+def select_leaves(tree, games, zob, gids, targets, params, N, H, move_cap, batch):
+    """Descend each game in ``gids`` whose root has fewer than ``targets[g]`` child visits.
+
+    Terminal leaves are backed up at once with the exact result; the first non-terminal
+    leaf of each game is left pending and its planes go to ``batch[slot]``. Returns the
+    number of slots filled. ``batch``: uint8 [B, 2H+1, N, N].
+    """
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    root_board, leaf_board, history, bloom, path_hash = games[0], games[1], games[2], games[3], games[4]
+    path_node, path_edge, path_stones = games[5], games[6], games[8]
+    W = N + 1
+    P = (N + 2) * W
+    base = 7 * P
+    slots = 0
+    for gi in range(gids.shape[0]):
+        g = gids[gi]
+        info[g, PENDING] = -1
+        while slots < batch.shape[0]:
+            root = info[g, ROOT]
+            if node_count[g, root] >= 0 and node_N[g, root] - 1 >= targets[g]:
+                break
+            leaf_board[g, :] = root_board[g, :]
+            n = root
+            depth = 0
+            v = 2.0
+            while node_count[g, n] >= 0:
+                v = _terminal_value(leaf_board[g], N, move_cap, params[KOMI])
+                if v != 2.0:
+                    break
+                e = _select_edge(tree, g, n, params)
+                m = edge_move[g, e]
+                pad = -1 if m == N * N else (m // N + 1) * W + m % N + 1
+                B.play_move(leaf_board[g], N, pad, zob)
+                path_node[g, depth] = n
+                path_edge[g, depth] = e
+                path_hash[g, depth] = B.get_hash(leaf_board[g], P)
+                depth += 1
+                B.stones_flat(leaf_board[g], N, path_stones[g, depth % H])
+                child = edge_child[g, e]
+                if child < 0:
+                    if info[g, NODES] >= node_N.shape[1]:
+                        raise IndexError("search tree arena is full: more visits than the forest was sized for")
+                    child = info[g, NODES]
+                    info[g, NODES] += 1
+                    node_count[g, child] = -1
+                    node_N[g, child] = 0
+                    node_W[g, child] = 0.0
+                    edge_child[g, e] = child
+                n = child
+            if v == 2.0:
+                v = _terminal_value(leaf_board[g], N, move_cap, params[KOMI])
+            if v != 2.0:
+                _backup(tree, games, g, n, depth, v)
+                if depth == 0:
+                    break  # the game itself is over: nothing to search
+                continue
+            info[g, PENDING] = n
+            info[g, DEPTH] = depth
+            _write_planes(games, g, depth, N, H, leaf_board[g, base + B.TO_PLAY], batch[slots])
+            slots += 1
+            break
+    return slots
+
+
+@njit(cache=True)
+def _apply_noise(tree, g, n, params):
+    """Mix Dirichlet noise into the priors of root ``n``: P = (1-eps) P + eps * Dir(alpha)."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    first = node_first[g, n]
+    count = node_count[g, n]
+    if count <= 0:
+        return
+    alpha = params[NOISE_ALPHA_TOTAL] / count
+    eps = params[NOISE_FRACTION]
+    draws = np.empty(count)
+    total = 0.0
+    for i in range(count):
+        draws[i] = np.random.gamma(alpha, 1.0)
+        total += draws[i]
+    if total <= 0.0:
+        return
+    for i in range(count):
+        edge_P[g, first + i] = (1.0 - eps) * edge_P[g, first + i] + eps * draws[i] / total
+    info[g, NOISE] = 0
+    info[g, DRAWS] += 1
+
+
+@njit(cache=True)
+def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
+    """Expand every pending leaf with the network's priors (softmax over the legal moves of
+    ``logits`` [B, N*N+1]) and back its value ``values`` [B] (side to move's view) up."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    leaf_board, history, bloom, path_hash = games[1], games[2], games[3], games[4]
+    A = N * N + 1
+    mask = np.empty(A, dtype=np.bool_)
+    slot = 0
+    for gi in range(gids.shape[0]):
+        g = gids[gi]
+        n = info[g, PENDING]
+        if n < 0:
+            continue
+        depth = info[g, DEPTH]
+        if info[g, EDGES] + A > edge_P.shape[1]:
+            raise IndexError("search tree arena is full: more visits than the forest was sized for")
+        B.legal_mask(leaf_board[g], N, zob, history[g], info[g, NHIST], bloom[g], path_hash[g], depth, mask)
+        first = info[g, EDGES]
+        mx = -1e30
+        for a in range(A):
+            if mask[a] and logits[slot, a] > mx:
+                mx = logits[slot, a]
+        total = 0.0
+        count = 0
+        for a in range(A):
+            if mask[a]:
+                e = first + count
+                p = np.exp(logits[slot, a] - mx)
+                edge_move[g, e] = a
+                edge_P[g, e] = p
+                edge_N[g, e] = 0
+                edge_W[g, e] = 0.0
+                edge_child[g, e] = -1
+                total += p
+                count += 1
+        for e in range(first, first + count):
+            edge_P[g, e] /= total
+        node_first[g, n] = first
+        node_count[g, n] = count
+        info[g, EDGES] += count
+        if n == info[g, ROOT] and info[g, NOISE] == 1:
+            _apply_noise(tree, g, n, params)
+        _backup(tree, games, g, n, depth, values[slot])
+        info[g, PENDING] = -1
+        slot += 1
+
+
+@njit(cache=True)
+def start_move(tree, g, params, noise):
+    """Begin a move's search: root noise is drawn once, now if the reused root is expanded,
+    else right after the root's expansion."""
+    node_count, info = tree[1], tree[9]
+    info[g, NOISE] = 1 if noise else 0
+    if noise and node_count[g, info[g, ROOT]] >= 0:
+        _apply_noise(tree, g, info[g, ROOT], params)
+
+
+@njit(cache=True)
+def compact(tree, scratch, g, new_root):
+    """Keep only the subtree under ``new_root`` (tree reuse), copied to the arena's start in
+    breadth-first order through the one-game ``scratch`` arena."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    s_first, s_count, s_N, s_W, s_move, s_P, s_EN, s_EW, s_child, _ = scratch
+    queue = np.empty(info[g, NODES], dtype=np.int32)
+    queue[0] = new_root
+    head = 0
+    tail = 1
+    edges = 0
+    while head < tail:
+        old = queue[head]
+        s_count[0, head] = node_count[g, old]
+        s_N[0, head] = node_N[g, old]
+        s_W[0, head] = node_W[g, old]
+        count = node_count[g, old]
+        if count > 0:
+            s_first[0, head] = edges
+            f = node_first[g, old]
+            for i in range(count):
+                s_move[0, edges + i] = edge_move[g, f + i]
+                s_P[0, edges + i] = edge_P[g, f + i]
+                s_EN[0, edges + i] = edge_N[g, f + i]
+                s_EW[0, edges + i] = edge_W[g, f + i]
+                c = edge_child[g, f + i]
+                if c >= 0:
+                    queue[tail] = c
+                    s_child[0, edges + i] = tail
+                    tail += 1
+                else:
+                    s_child[0, edges + i] = -1
+            edges += count
+        head += 1
+    node_first[g, :tail] = s_first[0, :tail]
+    node_count[g, :tail] = s_count[0, :tail]
+    node_N[g, :tail] = s_N[0, :tail]
+    node_W[g, :tail] = s_W[0, :tail]
+    edge_move[g, :edges] = s_move[0, :edges]
+    edge_P[g, :edges] = s_P[0, :edges]
+    edge_N[g, :edges] = s_EN[0, :edges]
+    edge_W[g, :edges] = s_EW[0, :edges]
+    edge_child[g, :edges] = s_child[0, :edges]
+    info[g, ROOT] = 0
+    info[g, NODES] = tail
+    info[g, EDGES] = edges
+    info[g, PENDING] = -1
+
+
+@njit(cache=True)
+def play_at_root(tree, games, scratch, zob, g, move, N, H, reuse):
+    """Play ``move`` (flat) in game ``g``: update the board, superko history and history
+    planes, and keep the chosen child's subtree when ``reuse``."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    root_board, history, bloom, root_stones = games[0], games[2], games[3], games[7]
+    W = N + 1
+    P = (N + 2) * W
+    pad = -1 if move == N * N else (move // N + 1) * W + move % N + 1
+    B.play_move(root_board[g], N, pad, zob)
+    h = B.get_hash(root_board[g], P)
+    history[g, info[g, NHIST]] = h
+    info[g, NHIST] += 1
+    B.bloom_add(bloom[g], h)
+    for k in range(H - 1, 0, -1):
+        root_stones[g, k, :] = root_stones[g, k - 1, :]
+    B.stones_flat(root_board[g], N, root_stones[g, 0])
+    child = -1
+    root = info[g, ROOT]
+    if reuse and node_count[g, root] > 0:
+        f = node_first[g, root]
+        for e in range(f, f + node_count[g, root]):
+            if edge_move[g, e] == move:
+                child = edge_child[g, e]
+    if child >= 0 and node_count[g, child] >= 0:
+        compact(tree, scratch, g, child)
+    else:
+        reset_tree(tree, g)
+
+
+@njit(cache=True)
+def seed_noise(seed):
+    """Seed numba's generator (used for the Dirichlet draws)."""
+    np.random.seed(seed)

@@ -1,0 +1,264 @@
+"""Search settings, the arrays behind a forest of game trees, and a single-game player.
+
+``Forest`` owns the preallocated arrays of ``mcts`` for G games and runs the batched loop:
+select a leaf in every game, one network call for all of them, expand and back up. An
+evaluator is any callable ``evaluate(planes uint8 [B, C, N, N]) -> (logits float32 [B, A],
+value float32 [B])`` with values from the side to move's view (``model.make_evaluator``,
+or ``uniform_evaluator`` for tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import board as B
+from . import mcts
+from .features import num_planes
+from .position import Position, zobrist
+
+Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Search and move-choice settings; defaults follow AlphaZero, KataGo and Leela Zero."""
+
+    visits: int = 200
+    """Root child visits of a full search (a reused subtree's visits count)."""
+    cheap_visits: int = 40
+    """Visits of a cheap search (KataGo's playout-cap randomization)."""
+    full_search_prob: float = 0.25
+    """Share of moves with a full search; only those are policy targets (KataGo: 0.25)."""
+    c_puct: float = 1.25
+    """Exploration constant c_puct (AlphaZero's pb_c_init)."""
+    c_base: float = 19652.0
+    """Visits over which c(s) grows logarithmically (AlphaZero's pb_c_base)."""
+    fpu_reduction: float = 0.25
+    """First-play urgency: unvisited children get the parent's Q minus this * sqrt(visited P)."""
+    noise_fraction: float = 0.25
+    """Dirichlet noise share at the root of full searches (AlphaZero: 0.25)."""
+    noise_alpha_total: float = 10.83
+    """Dirichlet alpha times the number of legal moves (KataGo: 0.03 * 361)."""
+    temperature: float = 1.0
+    """Move choice proportional to N^(1/T) during the opening."""
+    temperature_moves: int | None = None
+    """Opening length for ``temperature``; default N*N // 8 (30 on 19x19 in AlphaGo Zero)."""
+    final_temperature: float = 0.0
+    """Temperature after the opening; 0 plays the most visited move."""
+    resign_threshold: float = -0.9
+    """Resign when the root value of the side to move falls below this."""
+    no_resign_share: float = 0.1
+    """Share of games that never resign, to measure false resignations (AlphaGo Zero: 10%)."""
+    reuse_tree: bool = True
+    """Keep the chosen child's subtree for the next move."""
+    history: int = 8
+    """Positions of stone history in the input planes."""
+
+    def params(self, komi: float) -> np.ndarray:
+        p = np.zeros(6, dtype=np.float64)
+        p[mcts.C_PUCT] = self.c_puct
+        p[mcts.C_BASE] = self.c_base
+        p[mcts.FPU_REDUCTION] = self.fpu_reduction
+        p[mcts.KOMI] = komi
+        p[mcts.NOISE_FRACTION] = self.noise_fraction
+        p[mcts.NOISE_ALPHA_TOTAL] = self.noise_alpha_total
+        return p
+
+    def opening_moves(self, size: int) -> int:
+        return self.temperature_moves if self.temperature_moves is not None else size * size // 8
+
+
+def uniform_evaluator(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform priors and value 0: the stub network of tests and benchmarks."""
+    n = planes.shape[-1]
+    b = planes.shape[0]
+    return np.zeros((b, n * n + 1), dtype=np.float32), np.zeros(b, dtype=np.float32)
+
+
+class Forest:
+    """Trees, boards and histories of ``games`` games of one board size, in compiled arrays."""
+
+    def __init__(self, games: int, size: int, config: SearchConfig, komi: float = 7.5,
+                 move_cap: int | None = None, max_visits: int | None = None, batch_size: int | None = None):
+        self.G = games
+        self.N = size
+        self.config = config
+        self.komi = komi
+        self.move_cap = move_cap if move_cap is not None else 2 * size * size
+        self.H = config.history
+        self.params = config.params(komi)
+        self.zob = zobrist(size)
+        A = size * size + 1
+        visits = max_visits if max_visits is not None else max(config.visits, config.cheap_visits)
+        # a reused subtree holds at most one search's nodes, the next search adds as many
+        self.max_visits = visits
+        M = 2 * visits + 8
+        E = M * A
+        L = B.state_length(size)
+        D = self.move_cap + 2
+        self.tree = (
+            np.zeros((games, M), np.int32), np.full((games, M), -1, np.int32),
+            np.zeros((games, M), np.int32), np.zeros((games, M), np.float32),
+            np.zeros((games, E), np.int16), np.zeros((games, E), np.float32),
+            np.zeros((games, E), np.int32), np.zeros((games, E), np.float32),
+            np.full((games, E), -1, np.int32), np.zeros((games, 8), np.int32),
+        )
+        self.scratch = (
+            np.zeros((1, M), np.int32), np.zeros((1, M), np.int32), np.zeros((1, M), np.int32),
+            np.zeros((1, M), np.float32), np.zeros((1, E), np.int16), np.zeros((1, E), np.float32),
+            np.zeros((1, E), np.int32), np.zeros((1, E), np.float32), np.zeros((1, E), np.int32),
+            np.zeros((1, 8), np.int32),
+        )
+        self.games = (
+            np.zeros((games, L), np.int32), np.zeros((games, L), np.int32),
+            np.zeros((games, D + 1), np.uint64), np.zeros((games, B.BLOOM_WORDS), np.uint64),
+            np.zeros((games, D), np.uint64), np.zeros((games, D), np.int32), np.zeros((games, D), np.int32),
+            np.zeros((games, self.H, size * size), np.int8), np.zeros((games, self.H, size * size), np.int8),
+        )
+        self.batch = np.zeros((batch_size or games, num_planes(self.H), size, size), np.uint8)
+        self.targets = np.zeros(games, np.int32)
+        self.info = self.tree[9]
+        for g in range(games):
+            self.new_game(g)
+
+    # --- games -----------------------------------------------------------------------------
+    def new_game(self, g: int) -> None:
+        """Empty board in slot ``g``, black to move, fresh tree."""
+        self.load(g, Position(self.N, self.komi, self.move_cap))
+
+    def load(self, g: int, pos: Position) -> None:
+        """Copy a ``Position`` (board, superko history, stone history) into slot ``g``."""
+        root, _, history, bloom, _, _, _, root_stones, _ = self.games
+        root[g] = pos.state
+        history[g, :] = 0
+        history[g, :pos.n_history] = pos.history[:pos.n_history]
+        bloom[g] = pos.bloom
+        self.info[g, mcts.NHIST] = pos.n_history
+        root_stones[g] = 0
+        recent = pos._stones[::-1][:self.H]
+        root_stones[g, :len(recent)] = np.stack(recent)
+        mcts.reset_tree(self.tree, g)
+
+    def play(self, g: int, move: int) -> None:
+        """Play ``move`` at game ``g``'s root, keeping the subtree when the config says so."""
+        mcts.play_at_root(self.tree, self.games, self.scratch, self.zob, g, move, self.N, self.H,
+                          self.config.reuse_tree)
+
+    def scalar(self, g: int, slot: int) -> int:
+        return int(self.games[0][g, 7 * B.padded_points(self.N) + slot])
+
+    def is_over(self, g: int) -> bool:
+        return self.scalar(g, B.PASSES) >= 2 or self.scalar(g, B.NMOVES) >= self.move_cap
+
+    # --- search ----------------------------------------------------------------------------
+    def start(self, g: int, visits: int, noise: bool) -> None:
+        """Ask for ``visits`` root child visits for game ``g``, with root noise or not."""
+        if not 0 < visits <= self.max_visits:
+            raise ValueError(f"visits must be in 1..{self.max_visits} for this forest, got {visits}")
+        self.targets[g] = visits
+        mcts.start_move(self.tree, g, self.params, noise)
+
+    def pending(self, gids: np.ndarray) -> np.ndarray:
+        """The games in ``gids`` whose root has not reached its target yet."""
+        node_count, node_N, info = self.tree[1], self.tree[2], self.info
+        roots = info[gids, mcts.ROOT]
+        expanded = node_count[gids, roots] >= 0
+        done = expanded & (node_N[gids, roots] - 1 >= self.targets[gids])
+        return gids[~done]
+
+    def step(self, gids: np.ndarray, evaluate: Evaluator) -> int:
+        """One batched step over ``gids`` (at most one leaf each); returns leaves evaluated."""
+        evaluated = 0
+        cap = self.batch.shape[0]
+        for start in range(0, len(gids), cap):
+            chunk = gids[start:start + cap]
+            n = mcts.select_leaves(self.tree, self.games, self.zob, chunk, self.targets, self.params,
+                                   self.N, self.H, self.move_cap, self.batch)
+            if n:
+                logits, values = evaluate(self.batch[:n])
+                mcts.expand_and_backup(self.tree, self.games, self.zob, chunk, self.params, self.N,
+                                       np.ascontiguousarray(logits, np.float32),
+                                       np.ascontiguousarray(values, np.float32))
+                evaluated += n
+        return evaluated
+
+    def search(self, gids: np.ndarray, evaluate: Evaluator) -> int:
+        """Run steps until every game in ``gids`` reaches its target; returns leaves evaluated."""
+        total = 0
+        gids = np.asarray(gids, dtype=np.int64)
+        while len(todo := self.pending(gids)):
+            total += self.step(todo, evaluate)
+        return total
+
+    # --- results ---------------------------------------------------------------------------
+    def root_visits(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Moves int16 [k] and visit counts int32 [k] of the root's visited children."""
+        node_first, node_count = self.tree[0], self.tree[1]
+        edge_move, edge_N = self.tree[4], self.tree[6]
+        root = self.info[g, mcts.ROOT]
+        f, c = node_first[g, root], max(node_count[g, root], 0)
+        moves, counts = edge_move[g, f:f + c], edge_N[g, f:f + c]
+        keep = counts > 0
+        return moves[keep].copy(), counts[keep].copy()
+
+    def root_priors(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Moves and priors P of the root's children (noise included when drawn)."""
+        f, c = self.tree[0][g, self.info[g, mcts.ROOT]], max(self.tree[1][g, self.info[g, mcts.ROOT]], 0)
+        return self.tree[4][g, f:f + c].copy(), self.tree[5][g, f:f + c].copy()
+
+    def root_value(self, g: int) -> float:
+        """Q of the root from the side to move's view."""
+        root = self.info[g, mcts.ROOT]
+        n = self.tree[2][g, root]
+        return float(self.tree[3][g, root] / n) if n else 0.0
+
+    def noise_draws(self, g: int) -> int:
+        return int(self.info[g, mcts.DRAWS])
+
+
+def choose_move(moves: np.ndarray, counts: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
+    """A move from visit counts: the most visited at temperature 0, else ~ N^(1/T)."""
+    if temperature <= 1e-3:
+        return int(moves[int(np.argmax(counts))])
+    logw = np.log(counts.astype(np.float64)) / temperature
+    w = np.exp(logw - logw.max())
+    return int(moves[rng.choice(len(moves), p=w / w.sum())])
+
+
+class MctsPlayer:
+    """One game's search for GTP and matches: no noise, the most visited move."""
+
+    def __init__(self, evaluate: Evaluator, visits: int = 200, config: SearchConfig | None = None, seed: int = 0):
+        self.evaluate = evaluate
+        self.visits = visits
+        self.config = config or SearchConfig(visits=visits, cheap_visits=visits)
+        self.forest: Forest | None = None
+        self.rng = np.random.default_rng(seed)
+        mcts.seed_noise(seed)
+
+    def _forest(self, pos: Position) -> Forest:
+        f = self.forest
+        if f is None or f.N != pos.size or f.komi != pos.komi or f.move_cap != pos.move_cap:
+            self.forest = f = Forest(1, pos.size, self.config, pos.komi, pos.move_cap, max_visits=self.visits)
+        return f
+
+    def analyse(self, pos: Position) -> tuple[np.ndarray, np.ndarray, float]:
+        """Search ``pos``: root moves, their visits and the root value (side to move's view)."""
+        if pos.is_over:
+            raise ValueError("the game is over: nothing to search")
+        f = self._forest(pos)
+        f.load(0, pos)
+        f.start(0, self.visits, noise=False)
+        f.search(np.array([0]), self.evaluate)
+        moves, counts = f.root_visits(0)
+        return moves, counts, f.root_value(0)
+
+    def genmove(self, pos: Position) -> int:
+        """The move to play (flat index; pass = N*N)."""
+        moves, counts, _ = self.analyse(pos)
+        if len(moves) == 0:
+            return pos.size * pos.size
+        return choose_move(moves, counts, 0.0, self.rng)

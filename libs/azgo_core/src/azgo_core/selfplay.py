@@ -1,0 +1,183 @@
+"""The self-play runner: ``parallel_games`` games in one process, one network call a step.
+
+Every step descends each game's tree once and evaluates all their leaves in one batch (up
+to the network's ``batch_size`` per call), so the network sees large batches while each
+tree stays nearly sequential. A game whose search has reached its visits plays its move
+between steps, and a finished game is replaced by a new one at once.
+
+Per move: playout-cap randomization (KataGo) picks a full search (``visits``, Dirichlet
+noise at the root, recorded as a policy target) with probability ``full_search_prob``, else
+a cheap one (``cheap_visits``, no noise, not a policy target). Moves are drawn ~ N^(1/T)
+during the opening, then the most visited. A game resigns when the root value of the side
+to move falls below ``resign_threshold``, except a ``no_resign_share`` of games that play
+on to measure false resignations (``RunnerStats.false_resignations``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import __version__
+from . import board as B
+from . import mcts
+from .records import GameRecord
+from .search import Evaluator, Forest, SearchConfig, choose_move
+
+
+@dataclass(frozen=True)
+class SelfPlayConfig:
+    board_size: int = 9
+    """Board size N (5 to 19)."""
+    komi: float = 7.5
+    """Komi given to white (Tromp-Taylor area scoring)."""
+    parallel_games: int = 64
+    """Games played at once in this process."""
+    batch_size: int = 64
+    """Largest network batch; leaves beyond it go to further calls in the same step."""
+    move_cap: int | None = None
+    """Moves after which a game ends; default 2*N*N."""
+    resign_min_moves: int = 10
+    """No resignation before this many moves."""
+    search: SearchConfig = field(default_factory=SearchConfig)
+
+
+@dataclass
+class RunnerStats:
+    games: int = 0
+    moves: int = 0
+    nn_evals: int = 0
+    resignations: int = 0
+    false_resignations: int = 0
+    """Games that played on past a resignation and were won by the side that would have resigned."""
+    no_resign_games: int = 0
+
+
+@dataclass
+class _Game:
+    """What a game in progress has recorded so far."""
+
+    seed: int
+    rng: np.random.Generator
+    resign_allowed: bool
+    moves: list[int] = field(default_factory=list)
+    visits: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    full: list[bool] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    would_resign: int = 0
+    full_now: bool = True
+    generation: int = 0
+
+
+class SelfPlayRunner:
+    """Plays games with ``evaluate`` and returns their ``GameRecord`` s as they finish."""
+
+    def __init__(self, config: SelfPlayConfig, evaluate: Evaluator, *, model_generation: int = 0,
+                 worker_id: str = "local", seed: int = 0, code_version: str = __version__):
+        self.config = config
+        self.search = config.search
+        self.evaluate = evaluate
+        self.generation = model_generation
+        self.worker_id = worker_id
+        self.code_version = code_version
+        self.stats = RunnerStats()
+        self._seeds = np.random.SeedSequence(seed)
+        mcts.seed_noise(seed % 2**32)
+        G = config.parallel_games
+        self.forest = Forest(G, config.board_size, self.search, config.komi, config.move_cap,
+                             batch_size=min(config.batch_size, G))
+        self.gids = np.arange(G)
+        self.games = [self._new_game(g) for g in range(G)]
+        for g in range(G):
+            self._start_move(g)
+
+    def set_model(self, evaluate: Evaluator, generation: int) -> None:
+        """Adopt a new network between moves; trees built with the old priors are dropped."""
+        self.evaluate = evaluate
+        self.generation = generation
+        for g in range(self.config.parallel_games):
+            mcts.reset_tree(self.forest.tree, g)
+            self._start_move(g)
+
+    # --- the loop -------------------------------------------------------------------------
+    def step(self) -> list[GameRecord]:
+        """One batched search step for every game; returns the games that ended."""
+        todo = self.forest.pending(self.gids)
+        if len(todo):
+            self.stats.nn_evals += self.forest.step(todo, self.evaluate)
+        finished = []
+        # a reused subtree can hold a whole search already: every complete search plays
+        for g in np.setdiff1d(self.gids, self.forest.pending(self.gids)):
+            record = self._play_move(int(g))
+            if record is not None:
+                finished.append(record)
+        return finished
+
+    def play(self, num_games: int) -> list[GameRecord]:
+        """Run until ``num_games`` games have finished."""
+        out: list[GameRecord] = []
+        while len(out) < num_games:
+            out.extend(self.step())
+        return out[:num_games] if len(out) > num_games else out
+
+    # --- one game -------------------------------------------------------------------------
+    def _new_game(self, g: int) -> _Game:
+        seed = int(self._seeds.spawn(1)[0].generate_state(1, np.uint64)[0])
+        rng = np.random.default_rng(seed)
+        game = _Game(seed=seed, rng=rng, resign_allowed=rng.random() >= self.search.no_resign_share,
+                     generation=self.generation)
+        if not game.resign_allowed:
+            self.stats.no_resign_games += 1
+        self.forest.new_game(g)
+        return game
+
+    def _start_move(self, g: int) -> None:
+        game = self.games[g]
+        game.full_now = game.rng.random() < self.search.full_search_prob
+        visits = self.search.visits if game.full_now else self.search.cheap_visits
+        self.forest.start(g, visits, noise=game.full_now)
+
+    def _play_move(self, g: int) -> GameRecord | None:
+        """The search of game ``g`` is done: record it, play the move, maybe end the game."""
+        f, game = self.forest, self.games[g]
+        moves, counts = f.root_visits(g)
+        value = f.root_value(g)
+        to_play = f.scalar(g, B.TO_PLAY)
+        n_moves = len(game.moves)
+        if value < self.search.resign_threshold and n_moves >= self.config.resign_min_moves:
+            if game.resign_allowed:
+                return self._finish(g, winner=3 - to_play, resigned=True)
+            game.would_resign = game.would_resign or to_play
+        opening = n_moves < self.search.opening_moves(self.config.board_size)
+        temperature = self.search.temperature if opening else self.search.final_temperature
+        move = choose_move(moves, counts, temperature, game.rng)
+        game.moves.append(move)
+        game.visits.append((moves, counts))
+        game.full.append(game.full_now)
+        game.values.append(value)
+        game.generation = self.generation
+        f.play(g, move)
+        self.stats.moves += 1
+        if f.is_over(g):
+            score = B.area_score(f.games[0][g], f.N) - self.config.komi
+            winner = B.BLACK if score > 0 else B.WHITE if score < 0 else 0
+            return self._finish(g, winner=winner, resigned=False, score=float(score))
+        self._start_move(g)
+        return None
+
+    def _finish(self, g: int, winner: int, resigned: bool, score: float = float("nan")) -> GameRecord:
+        game = self.games[g]
+        record = GameRecord.from_visits(
+            self.config.board_size, self.config.komi, game.moves, game.visits,
+            full_search=np.array(game.full, bool), root_values=np.array(game.values, np.float32),
+            winner=winner, score=score, resigned=resigned, model_generation=game.generation,
+            worker_id=self.worker_id, seed=game.seed, code_version=self.code_version,
+        )
+        self.stats.games += 1
+        self.stats.resignations += int(resigned)
+        if game.would_resign and game.would_resign == winner:
+            self.stats.false_resignations += 1
+        self.games[g] = self._new_game(g)
+        self._start_move(g)
+        return record
