@@ -1,0 +1,342 @@
+"""Training: sampling positions from a window of self-play games, and one optimisation step.
+
+Data of one training batch (``Batch``), B positions, board N, history H, C = 2H+1:
+
+    planes  uint8   [B, C, N, N]   network input of the side to move (``azgo_core.features``)
+    pi      float32 [B, N*N+1]     normalised root visit counts N(s, a) / sum_b N(s, b)
+    z       float32 [B]            game result for the side to move: +1 won, -1 lost, 0 draw
+
+Each sample gets one of the 8 board symmetries at random, applied to planes and pi alike.
+
+Loss (AlphaZero): ``l = -pi . log p + w (z - v)^2 + c ||theta||^2`` averaged over the batch,
+with c = ``weight_decay`` applied to convolution and linear weights (batch-norm parameters
+and biases are not decayed, as in most reimplementations). With SGD the L2 term is part of
+the loss, exactly as written above; with AdamW the decay is decoupled inside the optimiser
+and the L2 term is only reported.
+
+Learning rate: linear warm-up over ``warmup_steps`` (from lr/warmup_steps up to lr), then
+constant, multiplied by ``lr_gamma`` at each of ``lr_milestones`` (a step schedule, as in
+AlphaGo Zero). A step schedule rather than cosine because reinforcement learning has no
+known final step: a cosine would need one.
+
+Playout-cap randomization (KataGo): only moves chosen by a full search are policy targets,
+so the sampler draws only from positions with ``full_search`` set (and visits recorded).
+Their value targets come with them; cheap-search positions are not used at all, which wastes
+some value data but keeps one sample = one (pi, z) pair.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from azgo_core.features import NUM_SYMMETRIES, apply_symmetry_planes, apply_symmetry_policy, num_planes, planes_from_history
+from azgo_core.model import AZNet
+from azgo_core.position import Position
+from azgo_core.records import GameRecord
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. Defaults: AlphaZero's SGD (momentum 0.9, c = 1e-4) at a
+    learning rate scaled to a 256-position batch, sized for the small 9x9 default net.
+
+    window: how many of the most recent policy-target positions the sampler draws from.
+    grad_clip: clip the global gradient norm to this (None: no clipping, norm still reported).
+    """
+
+    batch_size: int = 256
+    optimizer: str = "sgd"  # 'sgd' (momentum, L2 in the loss) or 'adamw' (decoupled decay)
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    lr_milestones: tuple[int, ...] = ()
+    lr_gamma: float = 0.1
+    value_loss_weight: float = 1.0
+    grad_clip: float | None = None
+    window: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        for name in ("batch_size", "window"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("lr", "lr_gamma"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("momentum", "weight_decay", "value_loss_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ValueError(f"TrainConfig.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 0 for m in self.lr_milestones):
+            raise ValueError(f"TrainConfig.lr_milestones must be increasing and >= 0, got {self.lr_milestones!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
+
+
+class WarmupStepSchedule:
+    """LR multiplier at optimiser step s: ``min(1, (s+1)/warmup) * gamma ** (milestones passed)``.
+
+    A class rather than a lambda so ``LambdaLR.state_dict()`` can save it.
+    """
+
+    def __init__(self, warmup_steps: int, milestones: Sequence[int], gamma: float) -> None:
+        self.warmup_steps = int(warmup_steps)
+        self.milestones = [int(m) for m in milestones]
+        self.gamma = float(gamma)
+
+    def __call__(self, step: int) -> float:
+        warm = min(1.0, (step + 1) / self.warmup_steps) if self.warmup_steps else 1.0
+        return warm * self.gamma ** bisect.bisect_right(self.milestones, step)
+
+
+def _decayed(name: str, p: torch.nn.Parameter) -> bool:
+    """Convolution and linear weights are decayed; biases and batch-norm parameters are not."""
+    return p.dim() >= 2
+
+
+def make_optimizer(net: AZNet, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """The optimiser (two parameter groups: decayed weights first, then the rest) and its schedule."""
+    decay = [p for n, p in net.named_parameters() if p.requires_grad and _decayed(n, p)]
+    other = [p for n, p in net.named_parameters() if p.requires_grad and not _decayed(n, p)]
+    if cfg.optimizer == "sgd":
+        # L2 is added to the loss in train_step, so the optimiser itself does not decay.
+        groups = [{"params": decay, "weight_decay": 0.0}, {"params": other, "weight_decay": 0.0}]
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    else:
+        groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": other, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    schedule = WarmupStepSchedule(cfg.warmup_steps, cfg.lr_milestones, cfg.lr_gamma)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class Batch(NamedTuple):
+    """planes uint8 [B, C, N, N], pi float32 [B, N*N+1], z float32 [B]."""
+
+    planes: np.ndarray
+    pi: np.ndarray
+    z: np.ndarray
+
+
+class _Game:
+    """One record in the window: its policy-target move indices and, once needed, its replay.
+
+    ``stones`` int8 [T, N*N] is the board before each move and ``to_play`` int8 [T] the side
+    to move then; they are filled lazily (one replay per game, not one per sample).
+    """
+
+    __slots__ = ("record", "targets", "stones", "to_play")
+
+    def __init__(self, record: GameRecord) -> None:
+        self.record = record
+        counts = np.concatenate([[0], np.cumsum(record.visit_counts, dtype=np.int64)])
+        off = record.visit_offsets
+        visited = counts[off[1:]] > counts[off[:-1]]
+        self.targets = np.flatnonzero(record.full_search & visited).astype(np.int32)
+        self.stones: np.ndarray | None = None
+        self.to_play: np.ndarray | None = None
+
+    def replay(self, label: str) -> None:
+        r = self.record
+        n, t_len = r.board_size, r.num_moves
+        pos = Position(n, r.komi, move_cap=max(t_len, 2 * n * n))
+        stones = np.empty((t_len, n * n), np.int8)
+        to_play = np.empty(t_len, np.int8)
+        for t, move in enumerate(r.moves):
+            stones[t] = pos.stones()
+            to_play[t] = pos.to_play
+            try:
+                pos.play(int(move))
+            except ValueError as exc:
+                raise ValueError(f"{label}: move {t} cannot be replayed: {exc}") from None
+        self.stones, self.to_play = stones, to_play  # only a complete replay is cached
+
+
+class PositionSampler:
+    """Uniform sampling of training positions from the most recent games.
+
+    ``PositionSampler(records, history=8, window=None)``: records oldest first. The window is
+    the last ``window`` policy-target positions (moves with ``full_search`` and recorded
+    visits), counted over all games added so far; games wholly older than the window are
+    dropped. ``add(records)`` appends newer games as they arrive (and renumbers the games, so
+    indices from ``sample_indices`` are valid only until the next ``add``).
+    """
+
+    def __init__(self, records: Iterable[GameRecord] = (), history: int = 8, window: int | None = None) -> None:
+        if not isinstance(history, int) or history < 1:
+            raise ValueError(f"history must be a positive integer, got {history!r}")
+        if window is not None and (not isinstance(window, int) or window < 1):
+            raise ValueError(f"window must be a positive integer or None, got {window!r}")
+        self.history = history
+        self.window = window
+        self.board_size: int | None = None
+        self.games: list[_Game] = []
+        self.total_added = 0  # policy-target positions ever added (for samples-per-position ratios)
+        self._counts = np.zeros(0, np.int64)  # policy targets per game in self.games
+        self._cum = np.zeros(0, np.int64)  # their cumulative sums
+        self.add(records)
+
+    def add(self, records: Iterable[GameRecord]) -> None:
+        """Append newer games, then drop games that fell wholly out of the window."""
+        new: list[_Game] = []
+        size = self.board_size
+        for i, r in enumerate(records):  # check them all before changing anything
+            if not isinstance(r, GameRecord):
+                raise TypeError(f"record {i}: expected a GameRecord, got {type(r).__name__}")
+            size = r.board_size if size is None else size
+            if r.board_size != size:
+                raise ValueError(f"record {i}: board size {r.board_size}, but the window holds {size}x{size} games")
+            new.append(_Game(r))
+        self.board_size = size
+        self.games.extend(new)
+        self.total_added += sum(len(g.targets) for g in new)
+        counts = np.array([len(g.targets) for g in self.games], np.int64)
+        if self.window is not None and len(counts):
+            # a game is wholly outside the window when the games after it fill the window
+            newer = np.cumsum(counts[::-1])[::-1] - counts  # targets in the games after each one
+            first = int(np.count_nonzero(newer >= self.window))  # newer is non-increasing: a prefix
+            self.games = self.games[first:]
+            counts = counts[first:]
+        self._counts = counts
+        self._cum = np.cumsum(counts)
+
+    def __len__(self) -> int:
+        """Positions that can be sampled (at most ``window``)."""
+        total = int(self._cum[-1]) if len(self._cum) else 0
+        return total if self.window is None else min(total, self.window)
+
+    def sample_indices(self, batch_size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(game index int64 [B], move index int64 [B]), uniform over the window's positions."""
+        if len(self) == 0:
+            raise ValueError("no policy-target positions to sample from (empty window)")
+        total = int(self._cum[-1])
+        u = rng.integers(total - len(self), total, size=batch_size)
+        g = np.searchsorted(self._cum, u, side="right")
+        local = u - (self._cum[g] - self._counts[g])  # offset inside game g's targets
+        t = np.array([self.games[gi].targets[li] for gi, li in zip(g, local)], np.int64)
+        return g.astype(np.int64), t
+
+    def build(self, games: Sequence[int], moves: Sequence[int], symmetries: Sequence[int] | None = None) -> Batch:
+        """The batch of positions (game ``games[i]``, before move ``moves[i]``) under the given symmetries."""
+        n, h = self.board_size, self.history
+        b = len(games)
+        planes = np.zeros((b, num_planes(h), n, n), np.uint8)
+        pi = np.zeros((b, n * n + 1), np.float32)
+        z = np.zeros(b, np.float32)
+        for i, (gi, t) in enumerate(zip(games, moves)):
+            game = self.games[int(gi)]
+            t = int(t)
+            if game.stones is None:
+                game.replay(f"game {int(gi)} of the window")
+            recent = np.ascontiguousarray(game.stones[max(0, t - h + 1) : t + 1][::-1])
+            to_play = int(game.to_play[t])
+            planes_from_history(recent, len(recent), to_play, planes[i])
+            pi[i] = game.record.policy_target(t)
+            winner = game.record.winner
+            z[i] = 0.0 if winner == 0 else (1.0 if winner == to_play else -1.0)
+        if symmetries is not None:
+            ks = np.asarray(symmetries)
+            for k in np.unique(ks):
+                if k:
+                    sel = ks == k
+                    planes[sel] = apply_symmetry_planes(planes[sel], int(k))
+                    pi[sel] = apply_symmetry_policy(pi[sel], int(k))
+        return Batch(planes, pi, z)
+
+    def sample(self, batch_size: int, rng: np.random.Generator, augment: bool = True) -> Batch:
+        """``batch_size`` uniform positions, each under a random symmetry if ``augment``."""
+        games, moves = self.sample_indices(batch_size, rng)
+        syms = rng.integers(0, NUM_SYMMETRIES, size=batch_size) if augment else None
+        return self.build(games, moves, syms)
+
+
+# --------------------------------------------------------------------------- step
+
+
+def _as_batch_tensors(batch, net: AZNet, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    planes, pi, z = batch
+    c, n = net.config.in_planes, net.config.board_size
+    planes, pi, z = torch.as_tensor(planes), torch.as_tensor(pi), torch.as_tensor(z)
+    b = planes.shape[0] if planes.dim() == 4 else -1
+    if planes.shape != (b, c, n, n) or pi.shape != (b, n * n + 1) or z.shape != (b,) or b < 1:
+        raise ValueError(
+            f"batch shapes planes {list(planes.shape)}, pi {list(pi.shape)}, z {list(z.shape)}; "
+            f"expected [B, {c}, {n}, {n}], [B, {n * n + 1}], [B] with B >= 1"
+        )
+    x = planes.to(device, non_blocking=True).float()
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, pi.to(device, torch.float32), z.to(device, torch.float32)
+
+
+def l2_penalty(net: AZNet, weight_decay: float) -> torch.Tensor:
+    """``c * sum(theta^2)`` over the decayed parameters (conv and linear weights)."""
+    squares = [p.pow(2).sum() for n, p in net.named_parameters() if p.requires_grad and _decayed(n, p)]
+    return weight_decay * torch.stack(squares).sum()
+
+
+def train_step(net: AZNet, optimizer: torch.optim.Optimizer, scheduler, batch, cfg: TrainConfig) -> dict[str, float]:
+    """One gradient step on ``batch`` = (planes [B, C, N, N], pi [B, N*N+1], z [B]).
+
+    Returns metrics (floats): loss = policy_loss + w * value_loss; total_loss (the objective,
+    loss + l2 under SGD); policy_loss (cross-entropy with the soft targets pi); policy_kl
+    (policy_loss minus the targets' entropy: 0 when the policy matches pi exactly);
+    value_loss (mean squared error); l2; lr (used for this step); grad_norm (before clipping);
+    policy_entropy (of the network's policy); policy_accuracy (argmax agreement); value_mean.
+    Raises FloatingPointError, without touching the weights, if the loss is not finite.
+    """
+    device = next(net.parameters()).device
+    x, pi, z = _as_batch_tensors(batch, net, device)
+    net.train()
+    autocast_dtype = torch.bfloat16 if device.type == "cuda" else None
+    with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        logits, value = net(x)
+    logits, value = logits.float(), value.float()
+    log_p = F.log_softmax(logits, dim=1)
+    policy_loss = -(pi * log_p).sum(dim=1).mean()
+    value_loss = F.mse_loss(value, z)
+    l2 = l2_penalty(net, cfg.weight_decay)
+    loss = policy_loss + cfg.value_loss_weight * value_loss
+    total = loss + l2 if cfg.optimizer == "sgd" else loss
+    if not torch.isfinite(total):
+        raise FloatingPointError(
+            f"non-finite loss (policy {policy_loss.item()}, value {value_loss.item()}, l2 {l2.item()}): step skipped"
+        )
+    optimizer.zero_grad(set_to_none=True)
+    total.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip if cfg.grad_clip else math.inf)
+    lr = optimizer.param_groups[0]["lr"]
+    optimizer.step()
+    scheduler.step()
+    with torch.no_grad():
+        target_entropy = -(pi * torch.log(pi.clamp_min(1e-30))).sum(dim=1).mean()
+        entropy = -(log_p.exp() * log_p).sum(dim=1).mean()
+        accuracy = (logits.argmax(dim=1) == pi.argmax(dim=1)).float().mean()
+    return {
+        "loss": loss.item(),
+        "total_loss": total.item(),
+        "policy_loss": policy_loss.item(),
+        "policy_kl": (policy_loss - target_entropy).item(),
+        "value_loss": value_loss.item(),
+        "l2": l2.item(),
+        "lr": float(lr),
+        "grad_norm": float(grad_norm),
+        "policy_entropy": entropy.item(),
+        "policy_accuracy": accuracy.item(),
+        "value_mean": value.mean().item(),
+    }
