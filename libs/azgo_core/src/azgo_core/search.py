@@ -161,13 +161,15 @@ class Forest:
         self.targets[g] = visits
         mcts.start_move(self.tree, g, self.params, noise)
 
-    def pending(self, gids: np.ndarray) -> np.ndarray:
-        """The games in ``gids`` whose root has not reached its target yet."""
+    def searched(self, gids: np.ndarray) -> np.ndarray:
+        """bool [len(gids)]: whose root has reached its target (child visits >= target)."""
         node_count, node_N, info = self.tree[1], self.tree[2], self.info
         roots = info[gids, mcts.ROOT]
-        expanded = node_count[gids, roots] >= 0
-        done = expanded & (node_N[gids, roots] - 1 >= self.targets[gids])
-        return gids[~done]
+        return (node_count[gids, roots] >= 0) & (node_N[gids, roots] - 1 >= self.targets[gids])
+
+    def pending(self, gids: np.ndarray) -> np.ndarray:
+        """The games in ``gids`` whose root has not reached its target yet."""
+        return gids[~self.searched(gids)]
 
     def step(self, gids: np.ndarray, evaluate: Evaluator) -> int:
         """One batched step over ``gids`` (at most one leaf each); returns leaves evaluated."""

@@ -103,12 +103,12 @@ class SelfPlayRunner:
     # --- the loop -------------------------------------------------------------------------
     def step(self) -> list[GameRecord]:
         """One batched search step for every game; returns the games that ended."""
-        todo = self.forest.pending(self.gids)
+        todo = self.gids[~self.forest.searched(self.gids)]
         if len(todo):
             self.stats.nn_evals += self.forest.step(todo, self.evaluate)
         finished = []
         # a reused subtree can hold a whole search already: every complete search plays
-        for g in np.setdiff1d(self.gids, self.forest.pending(self.gids)):
+        for g in self.gids[self.forest.searched(self.gids)]:
             record = self._play_move(int(g))
             if record is not None:
                 finished.append(record)

@@ -1,0 +1,223 @@
+"""make bench-core: speed of the hot path on 9x9, one core unless said.
+
+Prints a table and writes JSON (default build/bench/core.json):
+
+  board_play_per_s       legal moves played in random games (play only, compiled replay)
+  legal_mask_per_s       full legal-move masks (positional superko included) along random games
+  mcts_sims_per_s        leaf evaluations/s of the self-play runner, 64 games, stub evaluator
+                         (uniform priors, value 0) that still receives the input planes
+  nn_evals_per_s         the default network alone at the runner's batch size (64), 1 thread
+  nn_evals_per_s_batch1  the same network one position at a time: the cost of not batching
+  selfplay_sims_per_s    the runner with the real network, 64 games, 1 thread
+  selfplay_vs_nn_bound   selfplay_sims_per_s / nn_evals_per_s (1.0 = search costs nothing)
+
+Each figure runs for a fixed wall time after a warm-up that compiles (numba caches kernels on
+disk, so only the first run on a machine pays for compilation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from azgo_core import board as B
+from azgo_core.position import zobrist
+
+SIZE = 9
+
+
+@njit(cache=True)
+def _random_games(N, zob, games, seed, moves_out, lengths):
+    """Play ``games`` random games (no filling of one's own single-point eyes; pass when
+    nothing else is left); store their moves (padded, -1 pass) for the replay benchmarks."""
+    np.random.seed(seed)
+    W = N + 1
+    P = (N + 2) * W
+    cap = moves_out.shape[1]
+    s = np.empty(7 * P + B.NUM_SCALARS, np.int32)
+    hist = np.zeros(cap + 2, np.uint64)
+    bloom = np.zeros(B.BLOOM_WORDS, np.uint64)
+    path = np.zeros(1, np.uint64)
+    mask = np.empty(N * N + 1, np.bool_)
+    cand = np.empty(N * N, np.int32)
+    for g in range(games):
+        B.init_board(s, N)
+        bloom[:] = 0
+        hist[0] = B.get_hash(s, P)
+        B.bloom_add(bloom, hist[0])
+        nh = 1
+        t = 0
+        passes = 0
+        while t < cap and passes < 2:
+            B.legal_mask(s, N, zob, hist, nh, bloom, path, 0, mask)
+            colour = s[7 * P + B.TO_PLAY]
+            k = 0
+            for i in range(N * N):
+                if mask[i]:
+                    p = (i // N + 1) * W + i % N + 1
+                    eye = True
+                    for n in (p - 1, p + 1, p - W, p + W):
+                        if s[n] != colour and s[n] != B.BORDER:
+                            eye = False
+                    if not eye:
+                        cand[k] = p
+                        k += 1
+            p = cand[np.random.randint(k)] if k > 0 else -1
+            passes = passes + 1 if p < 0 else 0
+            B.play_move(s, N, p, zob)
+            hist[nh] = B.get_hash(s, P)
+            B.bloom_add(bloom, hist[nh])
+            nh += 1
+            moves_out[g, t] = p
+            t += 1
+        lengths[g] = t
+
+
+@njit(cache=True)
+def _replay(N, zob, moves, lengths, reps):
+    """Replay the recorded games ``reps`` times: moves played (play only)."""
+    s = np.empty(7 * (N + 2) * (N + 1) + B.NUM_SCALARS, np.int32)
+    played = 0
+    for _ in range(reps):
+        for g in range(moves.shape[0]):
+            B.init_board(s, N)
+            for t in range(lengths[g]):
+                B.play_move(s, N, moves[g, t], zob)
+            played += lengths[g]
+    return played
+
+
+@njit(cache=True)
+def _masks(N, zob, moves, lengths, reps):
+    """Replay the games building the full legal mask (superko included) before every move."""
+    W = N + 1
+    P = (N + 2) * W
+    s = np.empty(7 * P + B.NUM_SCALARS, np.int32)
+    hist = np.zeros(moves.shape[1] + 2, np.uint64)
+    bloom = np.zeros(B.BLOOM_WORDS, np.uint64)
+    path = np.zeros(1, np.uint64)
+    mask = np.empty(N * N + 1, np.bool_)
+    built = 0
+    legal = 0
+    for _ in range(reps):
+        for g in range(moves.shape[0]):
+            B.init_board(s, N)
+            bloom[:] = 0
+            hist[0] = B.get_hash(s, P)
+            B.bloom_add(bloom, hist[0])
+            nh = 1
+            for t in range(lengths[g]):
+                B.legal_mask(s, N, zob, hist, nh, bloom, path, 0, mask)
+                built += 1
+                legal += mask[0]
+                B.play_move(s, N, moves[g, t], zob)
+                hist[nh] = B.get_hash(s, P)
+                B.bloom_add(bloom, hist[nh])
+                nh += 1
+    return built + 0 * legal
+
+
+def timed(fn, seconds: float) -> tuple[float, float]:
+    """Call ``fn() -> work done`` until ``seconds`` pass; returns (work, elapsed)."""
+    work, start = 0.0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        work += fn()
+    return work, elapsed
+
+
+def bench_board(seconds: float) -> dict:
+    zob = zobrist(SIZE)
+    games = 200
+    moves = np.full((games, 2 * SIZE * SIZE), -1, np.int32)
+    lengths = np.zeros(games, np.int32)
+    _random_games(SIZE, zob, games, 7, moves, lengths)
+    _replay(SIZE, zob, moves[:1], lengths[:1], 1)
+    _masks(SIZE, zob, moves[:1], lengths[:1], 1)
+    plays, t1 = timed(lambda: _replay(SIZE, zob, moves, lengths, 20), seconds)
+    masks, t2 = timed(lambda: _masks(SIZE, zob, moves, lengths, 2), seconds)
+    return {"board_play_per_s": plays / t1, "legal_mask_per_s": masks / t2,
+            "random_game_length": float(lengths.mean())}
+
+
+def bench_runner(evaluate, seconds: float, games: int = 64) -> float:
+    """Leaf evaluations per second of a 64-game runner (default search settings)."""
+    from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
+
+    runner = SelfPlayRunner(SelfPlayConfig(board_size=SIZE, parallel_games=games, batch_size=games), evaluate, seed=3)
+    for _ in range(20):
+        runner.step()
+    start_evals = runner.stats.nn_evals
+    _, elapsed = timed(lambda: len(runner.step()), seconds)
+    return (runner.stats.nn_evals - start_evals) / elapsed
+
+
+def bench_nn(seconds: float) -> dict:
+    import torch
+
+    from azgo_core.model import AZNet, NetConfig, count_parameters, make_evaluator
+    from azgo_core.search import SearchConfig
+
+    torch.manual_seed(0)
+    net = AZNet(NetConfig(board_size=SIZE))
+    evaluate = make_evaluator(net)
+    planes = (np.random.default_rng(0).random((64, NetConfig(board_size=SIZE).in_planes, SIZE, SIZE)) < 0.3).astype(np.uint8)
+    evaluate(planes)
+    n64, t64 = timed(lambda: evaluate(planes)[1].shape[0], seconds)
+    n1, t1 = timed(lambda: evaluate(planes[:1])[1].shape[0], seconds / 2)
+    assert SearchConfig().history == net.config.history
+    sp = bench_runner(evaluate, 2 * seconds)
+    return {
+        "nn_params": count_parameters(net),
+        "nn_evals_per_s": n64 / t64,
+        "nn_evals_per_s_batch1": n1 / t1,
+        "selfplay_sims_per_s": sp,
+    }
+
+
+TARGETS = {"board_play_per_s": 5_000_000, "legal_mask_per_s": 1_000_000, "mcts_sims_per_s": 150_000,
+           "selfplay_vs_nn_bound": 0.85}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default="build/bench/core.json")
+    ap.add_argument("--seconds", type=float, default=8.0, help="wall time per figure")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(1)
+    from azgo_core.search import uniform_evaluator
+
+    results: dict = {}
+    results.update(bench_board(args.seconds))
+    results["mcts_sims_per_s"] = bench_runner(uniform_evaluator, args.seconds)
+    results.update(bench_nn(args.seconds))
+    results["selfplay_vs_nn_bound"] = results["selfplay_sims_per_s"] / results["nn_evals_per_s"]
+    results["batching_speedup"] = results["nn_evals_per_s"] / results["nn_evals_per_s_batch1"]
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch_threads": 1,
+                          "board_size": SIZE, "parallel_games": 64, "seconds_per_figure": args.seconds}
+
+    print(f"{'figure':<24}{'measured':>16}{'target':>14}  ok")
+    for key, value in results.items():
+        if key == "machine":
+            continue
+        target = TARGETS.get(key)
+        ok = "" if target is None else ("yes" if value >= target else "NO")
+        shown = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+        print(f"{key:<24}{shown:>16}{'' if target is None else f'{target:,}':>14}  {ok}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
