@@ -24,8 +24,8 @@ scalars     TO_PLAY, PASSES (consecutive), NMOVES, HASH_LO/HASH_HI (Zobrist hash
 ==========  =============================================================================
 
 Positional superko needs the hashes of every earlier position: a ``history`` vector of
-``uint64`` plus a 4096-bit bloom filter (``uint64[64]``) makes the common case (a position
-never seen) one bit test. Kernels take the game's history and, for search trees, a second
+``uint64`` plus a 4096-bit bloom filter (``uint64[64]``, indexed by the hash's low 12 bits)
+makes the common case (a position never seen) one bit test. Kernels take the game's history and, for search trees, a second
 short ``path`` of hashes below the root.
 """
 
@@ -107,7 +107,7 @@ def _in_atari(s, P, g):
 @njit(cache=True)
 def seen_before(h, history, n_history, bloom, path, n_path):
     """True if hash ``h`` is in the game history (via the bloom filter) or on the path."""
-    b = h >> np.uint64(52)
+    b = h & np.uint64(4095)
     if bloom[b >> np.uint64(6)] & (np.uint64(1) << (b & np.uint64(63))):
         for i in range(n_history):
             if history[i] == h:
@@ -120,7 +120,7 @@ def seen_before(h, history, n_history, bloom, path, n_path):
 
 @njit(cache=True)
 def bloom_add(bloom, h):
-    b = h >> np.uint64(52)
+    b = h & np.uint64(4095)
     bloom[b >> np.uint64(6)] |= np.uint64(1) << (b & np.uint64(63))
 
 

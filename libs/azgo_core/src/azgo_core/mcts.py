@@ -145,7 +145,7 @@ def select_leaves(tree, games, zob, gids, targets, params, N, H, move_cap, batch
     number of slots filled. ``batch``: uint8 [B, 2H+1, N, N].
     """
     node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
-    root_board, leaf_board, history, bloom, path_hash = games[0], games[1], games[2], games[3], games[4]
+    root_board, leaf_board, path_hash = games[0], games[1], games[4]
     path_node, path_edge, path_stones = games[5], games[6], games[8]
     W = N + 1
     P = (N + 2) * W

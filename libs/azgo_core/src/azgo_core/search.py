@@ -15,9 +15,11 @@ from typing import Callable
 import numpy as np
 
 from . import board as B
-from . import mcts
+from . import coords, mcts
 from .features import num_planes
 from .position import Position, zobrist
+
+_NO_PATH = np.zeros(1, dtype=np.uint64)
 
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -93,9 +95,10 @@ class Forest:
         self.zob = zobrist(size)
         A = size * size + 1
         visits = max_visits if max_visits is not None else max(config.visits, config.cheap_visits)
-        # a reused subtree holds at most one search's nodes, the next search adds as many
+        # every simulation adds at most one node and a search stops at the target, so a
+        # tree (reused part included) never holds more than max_visits + 1 nodes
         self.max_visits = visits
-        M = 2 * visits + 8
+        M = visits + 8
         E = M * A
         L = B.state_length(size)
         D = self.move_cap + 2
@@ -144,6 +147,15 @@ class Forest:
 
     def play(self, g: int, move: int) -> None:
         """Play ``move`` at game ``g``'s root, keeping the subtree when the config says so."""
+        if self.is_over(g):
+            raise ValueError(f"game {g} is over: no move can be played")
+        if not 0 <= move <= self.N * self.N:
+            raise ValueError(f"move {move} is off a {self.N}x{self.N} board")
+        if move != self.N * self.N:
+            code = B.check_move(self.games[0][g], self.N, coords.to_padded(self.N, move), self.scalar(g, B.TO_PLAY),
+                                self.zob, self.games[2][g], self.info[g, mcts.NHIST], self.games[3][g], _NO_PATH, 0)
+            if code != B.LEGAL:
+                raise ValueError(f"illegal move {coords.to_gtp(self.N, move)} in game {g}: {B.REASONS[code]}")
         mcts.play_at_root(self.tree, self.games, self.scratch, self.zob, g, move, self.N, self.H,
                           self.config.reuse_tree)
 
@@ -156,6 +168,8 @@ class Forest:
     # --- search ----------------------------------------------------------------------------
     def start(self, g: int, visits: int, noise: bool) -> None:
         """Ask for ``visits`` root child visits for game ``g``, with root noise or not."""
+        if self.is_over(g):
+            raise ValueError(f"game {g} is over: nothing to search")
         if not 0 < visits <= self.max_visits:
             raise ValueError(f"visits must be in 1..{self.max_visits} for this forest, got {visits}")
         self.targets[g] = visits
@@ -191,6 +205,9 @@ class Forest:
         """Run steps until every game in ``gids`` reaches its target; returns leaves evaluated."""
         total = 0
         gids = np.asarray(gids, dtype=np.int64)
+        for g in gids:
+            if self.is_over(int(g)):
+                raise ValueError(f"game {g} is over: nothing to search")
         while len(todo := self.pending(gids)):
             total += self.step(todo, evaluate)
         return total

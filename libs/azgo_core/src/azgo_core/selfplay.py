@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__
+from . import __version__, mcts
 from . import board as B
-from . import mcts
 from .records import GameRecord
 from .search import Evaluator, Forest, SearchConfig, choose_move
 
@@ -49,9 +48,12 @@ class RunnerStats:
     moves: int = 0
     nn_evals: int = 0
     resignations: int = 0
-    false_resignations: int = 0
-    """Games that played on past a resignation and were won by the side that would have resigned."""
     no_resign_games: int = 0
+    """Finished games that were not allowed to resign."""
+    would_resign_games: int = 0
+    """Of those, games where a side fell below the resignation threshold."""
+    false_resignations: int = 0
+    """Of those, games won by the side that would have resigned (AlphaGo Zero kept this < 5%)."""
 
 
 @dataclass
@@ -82,6 +84,7 @@ class SelfPlayRunner:
         self.worker_id = worker_id
         self.code_version = code_version
         self.stats = RunnerStats()
+        self._finished: list[GameRecord] = []
         self._seeds = np.random.SeedSequence(seed)
         mcts.seed_noise(seed % 2**32)
         G = config.parallel_games
@@ -116,10 +119,11 @@ class SelfPlayRunner:
 
     def play(self, num_games: int) -> list[GameRecord]:
         """Run until ``num_games`` games have finished."""
-        out: list[GameRecord] = []
-        while len(out) < num_games:
-            out.extend(self.step())
-        return out[:num_games] if len(out) > num_games else out
+        while len(self._finished) < num_games:
+            self._finished.extend(self.step())
+        # games beyond the count are kept for the next call, never dropped
+        out, self._finished = self._finished[:num_games], self._finished[num_games:]
+        return out
 
     # --- one game -------------------------------------------------------------------------
     def _new_game(self, g: int) -> _Game:
@@ -127,8 +131,6 @@ class SelfPlayRunner:
         rng = np.random.default_rng(seed)
         game = _Game(seed=seed, rng=rng, resign_allowed=rng.random() >= self.search.no_resign_share,
                      generation=self.generation)
-        if not game.resign_allowed:
-            self.stats.no_resign_games += 1
         self.forest.new_game(g)
         return game
 
@@ -176,6 +178,8 @@ class SelfPlayRunner:
         )
         self.stats.games += 1
         self.stats.resignations += int(resigned)
+        self.stats.no_resign_games += int(not game.resign_allowed)
+        self.stats.would_resign_games += int(game.would_resign != 0)
         if game.would_resign and game.would_resign == winner:
             self.stats.false_resignations += 1
         self.games[g] = self._new_game(g)
