@@ -147,6 +147,7 @@ class SelfPlayRunner:
         value = f.root_value(g)
         to_play = f.scalar(g, B.TO_PLAY)
         n_moves = len(game.moves)
+        game.generation = self.generation  # the model that made this decision, resignation included
         if value < self.search.resign_threshold and n_moves >= self.config.resign_min_moves:
             if game.resign_allowed:
                 return self._finish(g, winner=3 - to_play, resigned=True)
@@ -158,7 +159,6 @@ class SelfPlayRunner:
         game.visits.append((moves, counts))
         game.full.append(game.full_now)
         game.values.append(value)
-        game.generation = self.generation
         f.play(g, move)
         self.stats.moves += 1
         if f.is_over(g):
