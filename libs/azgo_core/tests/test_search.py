@@ -140,16 +140,19 @@ def winning_moves(pos):
 
 # Each position ends after ``move_cap`` moves (counted from the setup) and has exactly one
 # winning move, a capture; the brute force below checks that before the search runs.
+SHARED_LIBERTY_5X5 = """
+OOOX.
+XXOX.
+.OOXX
+XXXX.
+...X.
+"""
+SHARED_LIBERTY_SETUP = dict(komi=10.5, move_cap=3, to_play=BLACK)
+
 CAPTURE_POSITIONS = [
     pytest.param(
-        """
-        OOOX.
-        XXOX.
-        .OOXX
-        XXXX.
-        ...X.
-        """,
-        dict(komi=10.5, move_cap=3, to_play=BLACK),
+        SHARED_LIBERTY_5X5,
+        SHARED_LIBERTY_SETUP,
         "A3",
         # capturing race on a shared liberty: A3 takes six stones, anything else lets white
         # take the two black stones at A4/B4 and keep the corner
@@ -238,7 +241,7 @@ def midgame_7x7():
 VISIT_POSITIONS = {
     "empty-5x5": lambda: Position(5),
     "midgame-7x7": midgame_7x7,
-    "near-terminal-5x5": lambda: board(CAPTURE_POSITIONS[0].values[0], **CAPTURE_POSITIONS[0].values[1]),
+    "near-terminal-5x5": lambda: board(SHARED_LIBERTY_5X5, **SHARED_LIBERTY_SETUP),  # leaves at depth 3 are final
     "one-pass-played": lambda: play(Position(5, move_cap=6), "C3", "pass"),
 }
 
