@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 from gtp_client import GtpClient, GtpError, GtpTimeout
+from test_rules import TRIPLE_KO
 
 from azgo_core import coords
 from azgo_core.position import BLACK, EMPTY, WHITE, IllegalMove, Position
@@ -130,18 +131,6 @@ XO.O.
 .XO..
 .....
 .....
-"""
-
-TRIPLE_KO = """
-.XO...XO.
-XO.O.XO.O
-.XO...XO.
-.........
-.OX......
-OX.X.....
-.OX......
-.........
-.........
 """
 
 

@@ -61,11 +61,6 @@ def zobrist_table(size: int, seed: int = 20161027) -> np.ndarray:
     return rng.integers(1, 2**63, size=(3, padded_points(size)), dtype=np.uint64)
 
 
-@njit(cache=True, inline="always")
-def _off(P, section):
-    return section * P
-
-
 @njit(cache=True)
 def get_hash(s, P):
     base = 7 * P
