@@ -1,8 +1,11 @@
-"""The ``azgo`` command line: one subcommand per tool (``azgo gtp``, later ``config``, ``status``).
+"""The ``azgo`` command line: one subcommand per tool (``azgo gtp``, ``config``, ``status``, ``run``).
 
 Each subcommand registers itself with ``add_<name>(subparsers)`` and runs through the
 function it stores as ``run``; heavy modules (torch, numba) are imported inside that
 function, so ``azgo --help`` stays instant. Logging goes to stderr.
+
+``status`` and ``run`` talk to the network and start processes, which the pure library never
+does: they live in ``azgo_runtime`` (installed with the services) and are only dispatched here.
 """
 
 from __future__ import annotations
@@ -119,12 +122,70 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def run_config(args: argparse.Namespace) -> int:
+    from .config import ConfigError, load_settings, settings_yaml
+
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    sys.stdout.write(settings_yaml(settings))
+    return 0
+
+
+def add_config(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("config", help="print the resolved configuration (file + AZGO_* environment)",
+                       description="Validate the config file with AZGO_SECTION__FIELD overrides applied and print the result "
+                                   "as YAML; exit status 2 with every bad field's path when it is invalid.")
+    p.add_argument("--config", default=os.environ.get("AZGO_CONFIG", "configs/azgo.yaml"),
+                   help="YAML config file (default: $AZGO_CONFIG or configs/azgo.yaml)")
+    p.set_defaults(run=run_config)
+
+
+def _runtime_command(module: str, name: str):
+    """A subcommand implemented in azgo_runtime (network, processes), imported when it runs."""
+
+    def run(args: argparse.Namespace) -> int:
+        import importlib
+
+        try:
+            mod = importlib.import_module(f"azgo_runtime.{module}")
+        except ImportError:
+            log.error("`azgo %s` needs the azgo-runtime package (make venv installs it)", name)
+            return 2
+        return mod.main(args)
+
+    return run
+
+
+def add_runtime(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="the worker table from the broker's /status",
+                       description="Show the broker's workers (Active / Syncing / Error / Offline), games/s, model generation.")
+    p.add_argument("--url", default=os.environ.get("AZGO_STATUS_URL", "http://127.0.0.1:9100"),
+                   help="broker HTTP address (default: $AZGO_STATUS_URL or http://127.0.0.1:9100)")
+    p.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
+                   help="refresh every SECONDS (default 2) until Ctrl-C")
+    p.add_argument("--json", action="store_true", help="print the raw /status JSON")
+    p.set_defaults(run=_runtime_command("status", "status"))
+
+    p = sub.add_parser("run", help="broker + learner + self-play as local processes (make run)",
+                       description="Start the whole pipeline on this machine with data under ./data, print a progress line "
+                                   "every few seconds, stop everything cleanly on Ctrl-C; a second run resumes.")
+    p.add_argument("--config", default=os.environ.get("AZGO_CONFIG", "configs/azgo.yaml"), help="YAML config file")
+    p.add_argument("--workers", type=int, default=None, help="self-play processes (default: run.selfplay_workers)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)")
+    p.set_defaults(run=_runtime_command("launcher", "run"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="azgo", description="azgo: distributed AlphaZero for Go")
     parser.add_argument("--version", action="version", version=f"azgo {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_gtp(sub)
+    add_config(sub)
+    add_runtime(sub)
     return parser
 
 

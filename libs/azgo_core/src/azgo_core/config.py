@@ -1,0 +1,397 @@
+"""azgo's settings: one YAML file (``configs/azgo.yaml``) read into pydantic-settings models.
+
+Every field can be overridden by an environment variable ``AZGO_<SECTION>__<FIELD>``
+(``AZGO_DISTRIBUTED__BATCH_SIZE=50``, ``AZGO_SELF_PLAY__PARALLEL_GAMES=32``); lists and maps
+take JSON (``AZGO_DISTRIBUTED__WORKERS='[{"host": "gpu1"}]'``). Precedence, highest first:
+environment, YAML file, the defaults written here.
+
+Nothing is read at import: ``load_settings(path)`` reads the file and the environment when
+called. A bad value raises ``ConfigError`` whose message names each field's dotted path
+(``distributed.batch_size``) and the reason; unknown keys in the YAML file are errors too, so a
+typo never silently falls back to a default.
+
+Sections: ``board``, ``model``, ``search``, ``self_play``, ``train``, ``learner``, ``broker``,
+``distributed``, ``run``. Each field's meaning is the docstring under it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:  # the views below import these lazily: reading a config needs no torch or numba
+    from .model import NetConfig
+    from .search import SearchConfig
+    from .selfplay import SelfPlayConfig
+    from .train import TrainConfig
+
+ENV_PREFIX = "AZGO_"
+ENV_DELIMITER = "__"
+DEFAULT_CONFIG_PATH = Path("configs/azgo.yaml")
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names every bad field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Board(_Section):
+    size: int = Field(9, ge=5, le=19)
+    """Board size N."""
+    komi: float = Field(7.5, ge=-361, le=361, allow_inf_nan=False)
+    """Komi given to white (area scoring; 7x7 is fair at 9)."""
+
+
+class Model(_Section):
+    blocks: int = Field(4, ge=1, le=64)
+    """Residual blocks in the tower."""
+    channels: int = Field(48, ge=8, le=1024)
+    """Convolution channels."""
+    value_hidden: int = Field(64, ge=1, le=4096)
+    """Width of the value head's hidden layer."""
+    history: int = Field(8, ge=1, le=16)
+    """Past positions in the input planes (AlphaGo Zero: 8)."""
+
+
+class Search(_Section):
+    visits: int = Field(100, ge=1)
+    """Visits of a full search (the policy targets)."""
+    cheap_visits: int = Field(25, ge=1)
+    """Visits of a cheap search (KataGo's playout-cap randomization)."""
+    full_search_prob: float = Field(0.25, ge=0, le=1)
+    """Share of moves searched fully."""
+    c_puct: float = Field(1.25, gt=0)
+    """PUCT exploration constant (AlphaZero's pb_c_init)."""
+    noise_fraction: float = Field(0.25, ge=0, le=1)
+    """Dirichlet noise share at full-search roots."""
+    resign_threshold: float = Field(-0.9, ge=-1, le=1)
+    """Resign when the root value falls below this."""
+    no_resign_share: float = Field(0.1, ge=0, le=1)
+    """Share of games that never resign (measures false resignations)."""
+
+    @model_validator(mode="after")
+    def _cheap_not_above_full(self) -> Search:
+        if self.cheap_visits > self.visits:
+            raise ValueError(f"cheap_visits ({self.cheap_visits}) must not exceed visits ({self.visits})")
+        return self
+
+
+class SelfPlay(_Section):
+    games_per_worker: int = Field(0, ge=0)
+    """Games each worker plays before it exits; 0 plays forever."""
+    parallel_games: int = Field(32, ge=1, le=4096)
+    """Games a worker plays at once; their leaves share one network batch."""
+    batch_size: int = Field(32, ge=1, le=4096)
+    """Largest network batch (leaves beyond it go to a second call in the same step)."""
+    device: str = "auto"
+    """torch device for the network: auto (cuda when present, else cpu), cpu, cuda, cuda:1."""
+    threads: int = Field(1, ge=1, le=256)
+    """CPU threads for torch in a worker."""
+    data_dir: str = "data/selfplay"
+    """Where workers keep their outbox of unacknowledged batches (one folder per worker id)."""
+
+
+class Train(_Section):
+    batch_size: int = Field(128, ge=1)
+    """Positions per optimisation step."""
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    """'sgd' (momentum, L2 in the loss, AlphaZero) or 'adamw'."""
+    lr: float = Field(0.02, gt=0)
+    """Peak learning rate."""
+    momentum: float = Field(0.9, ge=0, lt=1)
+    """SGD momentum."""
+    weight_decay: float = Field(1e-4, ge=0)
+    """L2 coefficient c."""
+    warmup_steps: int = Field(100, ge=0)
+    """Linear learning-rate warm-up."""
+    lr_milestones: tuple[int, ...] = ()
+    """Steps at which the learning rate is multiplied by lr_gamma."""
+    lr_gamma: float = Field(0.1, gt=0)
+    """Learning-rate decay factor at each milestone."""
+    grad_clip: float | None = Field(None, gt=0)
+    """Clip the global gradient norm (null: no clipping)."""
+
+
+class Learner(_Section):
+    data_dir: str = "data/learner"
+    """Checkpoints, TensorBoard logs and the learner's metrics log."""
+    device: str = "auto"
+    """torch device for training: auto, cpu, cuda, cuda:1."""
+    threads: int = Field(1, ge=1, le=256)
+    """CPU threads for torch in the learner."""
+    window_positions: int = Field(50_000, ge=1)
+    """Training window: the most recent policy-target positions."""
+    min_positions: int = Field(1_000, ge=1)
+    """Positions the window must hold before the first step."""
+    steps_per_generation: int = Field(50, ge=1)
+    """Optimisation steps between two published generations."""
+    max_samples_per_position: float = Field(8.0, gt=0)
+    """Upper bound of (samples trained) / (new positions): above it the learner waits for games."""
+    min_samples_per_position: float = Field(0.5, ge=0)
+    """Lower bound: when training falls further behind, the surplus positions are written off (logged)."""
+    checkpoint_interval: float = Field(60.0, gt=0)
+    """Seconds between checkpoints (one is also written at every generation and at exit)."""
+    keep_checkpoints: int = Field(3, ge=1)
+    """Checkpoints kept on disk."""
+    report_interval: float = Field(2.0, gt=0)
+    """Seconds between figures sent to the broker."""
+    tensorboard: bool = True
+    """Write TensorBoard event files under data_dir/tensorboard."""
+    seed: int = Field(0, ge=0)
+    """Seed of generation 0's weights and of sampling."""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> Learner:
+        if self.min_samples_per_position > self.max_samples_per_position:
+            raise ValueError(
+                f"min_samples_per_position ({self.min_samples_per_position}) "
+                f"exceeds max_samples_per_position ({self.max_samples_per_position})"
+            )
+        return self
+
+
+class Broker(_Section):
+    bind: str = "127.0.0.1"
+    """Address the broker's sockets bind to (0.0.0.0 for every interface)."""
+    router_port: int = Field(5555, ge=1, le=65535)
+    """ZeroMQ ROUTER port: requests from workers and the learner."""
+    pub_port: int = Field(5556, ge=1, le=65535)
+    """ZeroMQ PUB port: new-model announcements."""
+    http_port: int = Field(9100, ge=0, le=65535)
+    """HTTP port for /metrics, /status and /healthz (0: pick a free one)."""
+    data_dir: str = "data/broker"
+    """Game log, model registry and status.txt."""
+    segment_bytes: int = Field(64 << 20, ge=1 << 16)
+    """Game-log segment size before a new segment starts."""
+    max_batch_bytes: int = Field(64 << 20, ge=1 << 10)
+    """Largest accepted batch, compressed or not (and its decompressed size)."""
+    max_batch_games: int = Field(10_000, ge=1)
+    """Most games in one batch."""
+    status_interval: float = Field(1.0, gt=0)
+    """Seconds between rewrites of status.txt and the status snapshot."""
+    fsync: bool = True
+    """fsync the game log before acknowledging (off only for throwaway runs)."""
+
+
+class WorkerHost(_Section):
+    host: str = Field(min_length=1)
+    """Host name or address of a GPU machine (deploy)."""
+    user: str | None = None
+    """SSH user (default: yours)."""
+    key_path: str | None = None
+    """SSH private key for that host."""
+    gpu_id: int | None = Field(None, ge=0)
+    """GPU index on that host (null: all)."""
+    weight: float = Field(1.0, gt=0)
+    """Relative share of self-play given to this host."""
+
+
+class Distributed(_Section):
+    broker_host: str = "127.0.0.1"
+    """Where workers and the learner reach the broker."""
+    workers: list[WorkerHost] = []
+    """Remote self-play hosts (make deploy)."""
+    compression: bool = True
+    """lz4-compress game batches on the wire."""
+    batch_size: int = Field(100, ge=1, le=10_000)
+    """Games per transfer from a worker to the broker."""
+    sync_interval: int = Field(16, ge=0)
+    """Finished games between a worker's explicit model checks (0: only announcements)."""
+    load_balancing: Literal["weighted", "even"] = "weighted"
+    """How self-play is split over hosts: by weight, or evenly."""
+    worker_weights: dict[str, float] = {}
+    """Weights by host name, overriding workers[].weight."""
+    heartbeat_interval: float = Field(1.0, gt=0, le=60)
+    """Seconds between heartbeats (Paranoid Pirate: 1 s)."""
+    liveness: int = Field(3, ge=1, le=100)
+    """Heartbeats missed before a worker is Offline, or a peer is presumed dead."""
+    reconnect_min: float = Field(1.0, gt=0)
+    """First reconnect delay (seconds); doubles on each failure..."""
+    reconnect_max: float = Field(32.0, gt=0)
+    """...up to this."""
+    request_timeout: float = Field(10.0, gt=0)
+    """Seconds to wait for a reply before reconnecting."""
+
+    @field_validator("worker_weights")
+    @classmethod
+    def _positive_weights(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = {h: w for h, w in v.items() if not w > 0}
+        if bad:
+            raise ValueError(f"weights must be > 0, got {bad}")
+        return v
+
+    @model_validator(mode="after")
+    def _backoff_ordered(self) -> Distributed:
+        if self.reconnect_min > self.reconnect_max:
+            raise ValueError(f"reconnect_min ({self.reconnect_min}) exceeds reconnect_max ({self.reconnect_max})")
+        return self
+
+    @property
+    def liveness_seconds(self) -> float:
+        """Silence after which a peer counts as gone."""
+        return self.heartbeat_interval * self.liveness
+
+
+class Run(_Section):
+    selfplay_workers: int = Field(1, ge=0, le=64)
+    """Self-play processes `make run` starts on this machine."""
+    progress_interval: float = Field(5.0, gt=0)
+    """Seconds between progress lines."""
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with ``load_settings``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_DELIMITER, extra="forbid", frozen=True, validate_default=True
+    )
+
+    board: Board = Board()
+    model: Model = Model()
+    search: Search = Search()
+    self_play: SelfPlay = SelfPlay()
+    train: Train = Train()
+    learner: Learner = Learner()
+    broker: Broker = Broker()
+    distributed: Distributed = Distributed()
+    run: Run = Run()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        # The YAML file arrives as init arguments; the environment overrides it.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> Settings:
+        ports = {"router_port": self.broker.router_port, "pub_port": self.broker.pub_port}
+        if self.broker.http_port:
+            ports["http_port"] = self.broker.http_port
+        if len(set(ports.values())) != len(ports):
+            raise ValueError(f"broker ports must differ, got {ports}")
+        return self
+
+    # --- views for the library ------------------------------------------------------------
+    def net_config(self) -> NetConfig:
+        from .model import NetConfig
+
+        m = self.model
+        return NetConfig(board_size=self.board.size, history=m.history, blocks=m.blocks, channels=m.channels,
+                         value_hidden=m.value_hidden)
+
+    def search_config(self) -> SearchConfig:
+        from .search import SearchConfig
+
+        s = self.search
+        return SearchConfig(visits=s.visits, cheap_visits=s.cheap_visits, full_search_prob=s.full_search_prob,
+                            c_puct=s.c_puct, noise_fraction=s.noise_fraction, resign_threshold=s.resign_threshold,
+                            no_resign_share=s.no_resign_share, history=self.model.history)
+
+    def selfplay_config(self) -> SelfPlayConfig:
+        from .selfplay import SelfPlayConfig
+
+        return SelfPlayConfig(board_size=self.board.size, komi=self.board.komi,
+                              parallel_games=self.self_play.parallel_games, batch_size=self.self_play.batch_size,
+                              search=self.search_config())
+
+    def train_config(self) -> TrainConfig:
+        from .train import TrainConfig
+
+        t = self.train
+        return TrainConfig(batch_size=t.batch_size, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
+                           weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, lr_milestones=t.lr_milestones,
+                           lr_gamma=t.lr_gamma, grad_clip=t.grad_clip, window=self.learner.window_positions)
+
+    def router_endpoint(self, host: str | None = None) -> str:
+        return f"tcp://{host or self.distributed.broker_host}:{self.broker.router_port}"
+
+    def pub_endpoint(self, host: str | None = None) -> str:
+        return f"tcp://{host or self.distributed.broker_host}:{self.broker.pub_port}"
+
+    def worker_weight(self, host: WorkerHost) -> float:
+        """A host's self-play share before normalisation (``load_balancing`` and ``worker_weights``)."""
+        if self.distributed.load_balancing == "even":
+            return 1.0
+        return self.distributed.worker_weights.get(host.host, host.weight)
+
+    def dump(self) -> dict[str, Any]:
+        """Plain data (JSON/YAML-ready) of the resolved settings."""
+        return json.loads(self.model_dump_json())
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and 'localhost'."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _format_errors(err: ValidationError, origin: str) -> str:
+    lines = [f"invalid configuration ({origin}):"]
+    for e in err.errors():
+        path = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        reason = e["msg"]
+        if e["type"] == "extra_forbidden":
+            reason = "unknown setting (check the spelling against configs/azgo.yaml)"
+        got = e.get("input")
+        shown = "" if e["type"] in ("extra_forbidden", "missing") or isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"  {path}: {reason}{shown}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The YAML file as a mapping; raises ``ConfigError`` naming the file and the problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: the top level must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def load_settings(path: str | Path | None = DEFAULT_CONFIG_PATH, **overrides: Any) -> Settings:
+    """Read ``path`` (None: defaults only), apply ``AZGO_*`` environment variables, validate.
+
+    ``overrides``: section mappings that replace the file's (``run={"selfplay_workers": 2}``),
+    below the environment in precedence like the file itself.
+    """
+    data = read_yaml(path) if path is not None else {}
+    for section, values in overrides.items():
+        merged = dict(data.get(section) or {})
+        merged.update(values)
+        data[section] = merged
+    origin = f"{path} + {ENV_PREFIX}* environment" if path is not None else f"defaults + {ENV_PREFIX}* environment"
+    try:
+        return Settings(**data)
+    except ValidationError as e:
+        raise ConfigError(_format_errors(e, origin)) from None
+
+
+def settings_yaml(settings: Settings) -> str:
+    """The resolved settings as YAML (``azgo config``; saved beside every checkpoint)."""
+    return yaml.safe_dump(settings.dump(), sort_keys=False, default_flow_style=False)
+
+
+__all__ = [
+    "Board", "Broker", "ConfigError", "DEFAULT_CONFIG_PATH", "Distributed", "Learner", "Model", "Run", "Search",
+    "SelfPlay", "Settings", "Train", "WorkerHost", "is_loopback", "load_settings", "read_yaml", "settings_yaml",
+]

@@ -1,0 +1,135 @@
+"""configs/azgo.yaml read into pydantic-settings: defaults, AZGO_SECTION__FIELD overrides, errors by path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from azgo_core.config import ConfigError, Settings, is_loopback, load_settings, settings_yaml
+
+REPO = Path(__file__).resolve().parents[3]
+CONFIG = REPO / "configs" / "azgo.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch):
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("AZGO_") and "__" in key:
+            monkeypatch.delenv(key)
+
+
+def write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "azgo.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_file_equals_the_documented_defaults():
+    # every default is written twice (the model and the file a user edits): they must agree
+    assert load_settings(CONFIG) == load_settings(None)
+
+
+def test_seed_knobs_keep_their_names_and_defaults():
+    s = load_settings(CONFIG)
+    assert s.distributed.batch_size == 100
+    assert s.distributed.compression is True
+    assert s.distributed.workers == []
+    assert s.distributed.load_balancing == "weighted" and s.distributed.worker_weights == {}
+    assert s.self_play.games_per_worker == 0
+    assert s.self_play.parallel_games >= 1 and s.self_play.batch_size >= 1
+    assert s.distributed.sync_interval >= 0
+
+
+def test_environment_overrides_file_and_nested_lists(tmp_path, monkeypatch):
+    path = write(tmp_path, {"distributed": {"batch_size": 20, "compression": True}})
+    monkeypatch.setenv("AZGO_DISTRIBUTED__BATCH_SIZE", "50")
+    monkeypatch.setenv("AZGO_SELF_PLAY__PARALLEL_GAMES", "7")
+    monkeypatch.setenv("AZGO_DISTRIBUTED__WORKERS", '[{"host": "gpu1", "user": "me", "gpu_id": 1, "weight": 2}]')
+    s = load_settings(path)
+    assert s.distributed.batch_size == 50  # environment beats the file
+    assert s.distributed.compression is True  # the file's other fields stay
+    assert s.self_play.parallel_games == 7
+    assert s.distributed.workers[0].host == "gpu1" and s.distributed.workers[0].gpu_id == 1
+    assert s.worker_weight(s.distributed.workers[0]) == 2
+
+
+def test_worker_weights_and_even_balancing(tmp_path):
+    path = write(tmp_path, {"distributed": {"workers": [{"host": "a", "weight": 3}, {"host": "b"}],
+                                            "worker_weights": {"b": 5}}})
+    s = load_settings(path)
+    assert [s.worker_weight(w) for w in s.distributed.workers] == [3, 5]
+    s = load_settings(path, distributed={"load_balancing": "even"})
+    assert [s.worker_weight(w) for w in s.distributed.workers] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "data, env, path_in_message",
+    [
+        ({"distributed": {"batch_size": 0}}, {}, "distributed.batch_size"),
+        ({}, {"AZGO_DISTRIBUTED__BATCH_SIZE": "many"}, "distributed.batch_size"),
+        ({"distributed": {"workers": [{"host": "g", "gpu_id": -1}]}}, {}, "distributed.workers.0.gpu_id"),
+        ({"distributed": {"worker_weights": {"g": 0}}}, {}, "distributed.worker_weights"),
+        ({"distributed": {"load_balancing": "random"}}, {}, "distributed.load_balancing"),
+        ({"self_play": {"parallel_games": -4}}, {}, "self_play.parallel_games"),
+        ({"self_play": {"paralel_games": 4}}, {}, "self_play.paralel_games"),  # a typo is an error, not a default
+        ({"board": {"size": 25}}, {}, "board.size"),
+        ({"search": {"visits": 10, "cheap_visits": 20}}, {}, "search"),
+        ({"broker": {"router_port": 7000, "pub_port": 7000}}, {}, "ports must differ"),
+        ({"learner": {"min_samples_per_position": 9, "max_samples_per_position": 4}}, {}, "learner"),
+        ({"nonsense": {}}, {}, "nonsense"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, monkeypatch, data, env, path_in_message):
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, data))
+    assert path_in_message in str(err.value)
+
+
+def test_unreadable_and_non_mapping_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("board: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad)
+    bad.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(bad)
+
+
+def test_views_build_library_configs():
+    s = load_settings(None, board={"size": 7, "komi": 9}, model={"history": 4, "blocks": 2})
+    assert s.net_config().board_size == 7 and s.net_config().history == 4 and s.net_config().blocks == 2
+    assert s.search_config().history == 4  # the search must write the planes the net reads
+    sp = s.selfplay_config()
+    assert (sp.board_size, sp.komi, sp.parallel_games) == (7, 9.0, s.self_play.parallel_games)
+    assert s.train_config().window == s.learner.window_positions
+    assert s.router_endpoint() == "tcp://127.0.0.1:5555" and s.pub_endpoint("h") == "tcp://h:5556"
+
+
+def test_resolved_yaml_round_trips(tmp_path):
+    s = load_settings(None, distributed={"batch_size": 33})
+    again = load_settings(write(tmp_path, yaml.safe_load(settings_yaml(s))))
+    assert again == s and isinstance(again, Settings)
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.2") and not is_loopback("gpu1")
+
+
+def test_azgo_config_command_prints_and_refuses(tmp_path):
+    azgo = [sys.executable, "-m", "azgo_core.cli", "config", "--config"]
+    ok = subprocess.run([*azgo, str(CONFIG)], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and yaml.safe_load(ok.stdout)["distributed"]["batch_size"] == 100
+    bad = subprocess.run([*azgo, str(write(tmp_path, {"distributed": {"batch_size": -1}}))],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "distributed.batch_size" in bad.stderr
