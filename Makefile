@@ -1,5 +1,8 @@
 # azgo: every command a user or CI runs.
 #
+#   make run         broker + learner + self-play as local processes (data in ./data; Ctrl-C stops, rerun resumes)
+#   make status      the worker table from the broker (STATUS_ARGS='--watch')
+#   make config      print the resolved configuration (configs/azgo.yaml + AZGO_* overrides)
 #   make test        the whole suite, set-up included (.venv, GNU Go)
 #   make check       lint (ruff) + tests: run before every commit
 #   make bench       benchmarks (build/bench/*.json)
@@ -16,6 +19,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CORE := libs/azgo_core
+RUNTIME := libs/azgo_runtime
+SERVICES := services/broker services/learner services/selfplay
+PACKAGES := $(CORE) $(RUNTIME) $(SERVICES)
+CONFIG ?= configs/azgo.yaml
+STATUS_ARGS ?=
+RUN_ARGS ?=
 # Pinned exactly, and installed before the package: any looser spec lets pip pick a
 # CUDA build of torch (gigabytes) where a local CPU wheel is available.
 TORCH_SPEC := torch==2.13.0
@@ -33,18 +42,17 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
 VENV_STAMP := $(VENV)/.azgo-installed
 DEV_STAMP := $(VENV)/.azgo-dev-installed
 
-# tests/ holds no files until the service tests land; git does not keep empty folders.
-TEST_PATHS := $(CORE)/tests $(wildcard tests)
+TEST_PATHS := $(CORE)/tests tests
 
-.PHONY: venv $(VENV) dev test check lint gnugo bench bench-core gtp clean distclean
+.PHONY: venv $(VENV) dev test check lint gnugo bench bench-core gtp run status config clean distclean
 
 venv $(VENV): $(VENV_STAMP)
 
-$(VENV_STAMP): $(CORE)/pyproject.toml
-	@echo "==> creating $(VENV) and installing azgo-core"
+$(VENV_STAMP): $(addsuffix /pyproject.toml,$(PACKAGES))
+	@echo "==> creating $(VENV) and installing azgo (core, runtime, services)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(PIP_TORCH_ARGS) '$(TORCH_SPEC)'
-	$(PIP) install -e '$(CORE)[test]'
+	$(PIP) install -e '$(CORE)[test]' $(addprefix -e ,$(RUNTIME) $(SERVICES))
 	touch $@
 
 dev: $(DEV_STAMP)
@@ -83,6 +91,15 @@ bench: bench-core
 
 gtp: $(VENV_STAMP)
 	@$(VENV)/bin/azgo gtp $(GTP_ARGS)
+
+run: $(VENV_STAMP)
+	@$(VENV)/bin/azgo run --config '$(CONFIG)' $(RUN_ARGS)
+
+status: $(VENV_STAMP)
+	@$(VENV)/bin/azgo status $(STATUS_ARGS)
+
+config: $(VENV_STAMP)
+	@$(VENV)/bin/azgo config --config '$(CONFIG)'
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -1,0 +1,276 @@
+"""`azgo run` / `make run`: the whole pipeline on this machine, as local processes.
+
+Starts a broker, waits for its /healthz, then a learner and ``run.selfplay_workers`` self-play
+workers (ids ``local-1`` ...), all reading the same config file, data under the config's data
+dirs (``./data`` by default) and logs in ``data/logs/``. Every ``run.progress_interval`` seconds
+it prints one progress line built from the broker's /status and /metrics:
+
+    [00:04:10] games 212 (0.81/s, 2,916/h)  positions 16,120 (61/s)  gen 000003 (1m02s ago)  loss 3.412
+               step 150  workers active 1/1  sync 0.21s  net in 4.1 kB/s
+
+A child that dies is restarted (with back-off) and reported. Ctrl-C (or SIGTERM) stops the
+workers first (they put finished games in their outbox and deliver it), then the learner (it
+checkpoints), then the broker: nothing acknowledged is lost and a second `make run` resumes.
+
+The children run in their own sessions so a terminal's Ctrl-C reaches only this process, which
+then stops them in that order. ``data/run.pid`` guards against two runs on one data dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from azgo_core.config import ConfigError, Settings, load_settings
+from azgo_runtime.client import Backoff
+from azgo_runtime.service import StopFlag
+from azgo_runtime.status import StatusUnavailable, fetch_status
+
+log = logging.getLogger("azgo.run")
+
+STARTUP_TIMEOUT = 120.0  # seconds for the broker's first /healthz (first start compiles numba kernels)
+STOP_TIMEOUT = 30.0  # seconds each child gets to stop before SIGKILL
+
+
+@dataclass
+class Child:
+    """One supervised service process."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    backoff: Backoff = field(default_factory=lambda: Backoff(1.0, 30.0))
+    restart_at: float = 0.0
+
+    def start(self, env: dict) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM and wait; SIGKILL after ``timeout``."""
+        if not self.alive():
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s: killing it", self.name, timeout)
+            self.proc.kill()
+            return self.proc.wait()
+
+    def tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def _fmt_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+
+
+def _fmt_clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def _metric_sum_count(text: str, name: str) -> tuple[float, float]:
+    """(sum, count) of a histogram in Prometheus text, 0s when absent."""
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith(f"{name}_sum"):
+            total = float(line.split()[-1])
+        elif line.startswith(f"{name}_count"):
+            count = float(line.split()[-1])
+    return total, count
+
+
+class Progress:
+    """Turns successive /status snapshots into progress lines (rates over the last interval)."""
+
+    def __init__(self, url: str, workers: int):
+        self.url, self.workers = url, workers
+        self.t0 = time.monotonic()
+        self.prev: tuple[float, dict] | None = None
+        self.gen_seen: tuple[int, float] | None = None  # (generation, when first seen)
+
+    def line(self) -> str:
+        now = time.monotonic()
+        try:
+            status = fetch_status(self.url)
+        except StatusUnavailable as e:
+            return f"[{_fmt_clock(now - self.t0)}] {e}"
+        totals = status.get("totals", {})
+        games, positions, bytes_in = totals.get("games", 0), totals.get("positions", 0), totals.get("bytes_in", 0)
+        if self.prev:
+            dt = max(1e-6, now - self.prev[0])
+            old = self.prev[1]
+            g_rate = (games - old.get("games", 0)) / dt
+            p_rate = (positions - old.get("positions", 0)) / dt
+            net = (bytes_in - old.get("bytes_in", 0)) / dt
+        else:
+            rates = status.get("rates", {})
+            g_rate, p_rate, net = rates.get("games_per_s", 0.0), rates.get("positions_per_s", 0.0), 0.0
+        self.prev = (now, totals)
+        model = status.get("model") or {}
+        gen = model.get("generation")
+        if gen is not None and (self.gen_seen is None or self.gen_seen[0] != gen):
+            self.gen_seen = (gen, now)
+        learner = status.get("learner") or {}
+        active = status.get("workers_by_state", {}).get("Active", 0)
+        parts = [
+            f"[{_fmt_clock(now - self.t0)}]",
+            f"games {games:,} ({g_rate:.2f}/s, {g_rate * 3600:,.0f}/h)",
+            f"positions {positions:,} ({p_rate:,.0f}/s)",
+            f"gen {'-' if gen is None else f'{gen:06d}'}"
+            + (f" ({_fmt_age(now - self.gen_seen[1])} ago)" if self.gen_seen else ""),
+        ]
+        if learner:
+            loss = learner.get("loss_total")
+            parts.append(f"step {learner.get('step', 0):,} loss {'-' if loss is None else f'{loss:.3f}'}"
+                         + (" (waiting for games)" if learner.get("waiting") else ""))
+        parts.append(f"workers active {active}/{self.workers}")
+        try:
+            with urllib.request.urlopen(self.url.rstrip("/") + "/metrics", timeout=3) as r:
+                total, count = _metric_sum_count(r.read().decode(), "azgo_model_sync_seconds")
+            if count:
+                parts.append(f"sync {total / count:.2f}s")
+        except OSError:
+            pass
+        parts.append(f"net in {net / 1000:,.1f} kB/s")
+        return "  ".join(parts)
+
+
+class Launcher:
+    def __init__(self, settings: Settings, config_path: str, workers: int, stop: StopFlag):
+        self.settings, self.stop = settings, stop
+        self.data = Path(settings.broker.data_dir).parent
+        self.logs = self.data / "logs"
+        py = [sys.executable, "-m"]
+        conf = ["--config", config_path]
+        self.broker = Child("broker", [*py, "azgo_broker", *conf], self.logs / "broker.log")
+        self.learner = Child("learner", [*py, "azgo_learner", *conf], self.logs / "learner.log")
+        self.workers = [
+            Child(f"local-{i}", [*py, "azgo_selfplay", *conf, "--worker-id", f"local-{i}"], self.logs / f"selfplay-{i}.log")
+            for i in range(1, workers + 1)
+        ]
+        port = settings.broker.http_port
+        host = "127.0.0.1" if settings.broker.bind in ("0.0.0.0", "::") else settings.broker.bind
+        self.url = f"http://{host}:{port}"
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.pidfile = self.data / "run.pid"
+
+    # --- lifecycle ------------------------------------------------------------------------
+    def claim(self) -> None:
+        """Refuse to start beside a live run on the same data; take over a stale pid file."""
+        self.data.mkdir(parents=True, exist_ok=True)
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            pass
+        else:
+            if pid != os.getpid():
+                raise SystemExit(f"error: another `azgo run` (pid {pid}) is using {self.data}; stop it first")
+        self.pidfile.write_text(f"{os.getpid()}\n")
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + "/healthz", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    def start(self) -> bool:
+        log.info("starting the broker (log %s)", self.broker.log_path)
+        self.broker.start(self.env)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not self.healthy():
+            if not self.broker.alive():
+                log.error("the broker exited with status %s:\n%s", self.broker.proc.returncode, self.broker.tail())
+                return False
+            if time.monotonic() > deadline or self.stop.wait(0.2):
+                log.error("the broker did not become healthy at %s/healthz", self.url)
+                return False
+        log.info("broker healthy at %s; starting the learner and %d self-play worker(s) (logs in %s)",
+                 self.url, len(self.workers), self.logs)
+        for child in (self.learner, *self.workers):
+            child.start(self.env)
+        return True
+
+    def supervise(self) -> None:
+        """Restart children that died (with back-off), reporting each death with its log tail."""
+        now = time.monotonic()
+        for child in (self.broker, self.learner, *self.workers):
+            if child.alive() or child.proc is None:
+                continue
+            if child.restart_at == 0.0:
+                delay = child.backoff.delay()
+                log.error("%s exited with status %s; restarting in %.0f s. Log tail:\n%s",
+                          child.name, child.proc.returncode, delay, child.tail())
+                child.restart_at = now + delay
+            elif now >= child.restart_at:
+                child.restart_at = 0.0
+                child.restarts += 1
+                child.start(self.env)
+
+    def shutdown(self) -> None:
+        """Workers, then the learner, then the broker, each given time to stop cleanly."""
+        log.info("stopping: self-play workers, then the learner, then the broker")
+        for child in self.workers:  # all at once: they flush their outboxes in parallel
+            if child.alive():
+                child.proc.send_signal(signal.SIGTERM)
+        for child in self.workers:
+            child.stop()
+        self.learner.stop()
+        self.broker.stop()
+        try:
+            self.pidfile.unlink()
+        except FileNotFoundError:
+            pass
+        log.info("stopped; `make run` again resumes from here")
+
+    def run(self, duration: float | None) -> int:
+        self.claim()
+        try:
+            if not self.start():
+                return 1
+            progress = Progress(self.url, len(self.workers))
+            end = None if duration is None else time.monotonic() + duration
+            interval = self.settings.run.progress_interval
+            while not self.stop.wait(interval):
+                self.supervise()
+                print(progress.line(), flush=True)
+                if end is not None and time.monotonic() >= end:
+                    break
+            return 0
+        finally:
+            self.shutdown()
+
+
+def main(args: argparse.Namespace) -> int:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        settings = load_settings(args.config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    workers = settings.run.selfplay_workers if args.workers is None else args.workers
+    return Launcher(settings, args.config, workers, StopFlag()).run(args.duration)

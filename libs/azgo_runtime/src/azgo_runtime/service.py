@@ -1,0 +1,73 @@
+"""The start of every service main: ``--config``, settings, logging, and a stop flag.
+
+A service main is: ``args, settings = start("broker", description)``, build its parts, loop
+until ``stop`` is set. A bad config value ends the process here with exit status 2 and one
+line per bad field, before any socket or file is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+
+from azgo_core.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, settings_yaml
+
+EXIT_CONFIG = 2
+
+
+class StopFlag:
+    """Set by SIGINT or SIGTERM (or ``set()``); loops check it between units of work."""
+
+    def __init__(self, install: bool = True):
+        self._event = threading.Event()
+        self.signal: int | None = None
+        if install:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        if self._event.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signal = signum
+        self._event.set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    __bool__ = is_set
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking early when stopped; returns is_set()."""
+        return self._event.wait(timeout)
+
+
+def setup_logging(verbose: int = 0) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    logging.basicConfig(stream=sys.stderr, level=level,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+
+
+def parser(prog: str, description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--config", default=os.environ.get("AZGO_CONFIG", str(DEFAULT_CONFIG_PATH)),
+                   help="YAML config file (default: $AZGO_CONFIG or configs/azgo.yaml); AZGO_SECTION__FIELD overrides")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
+    return p
+
+
+def settings_or_exit(path: str, log: logging.Logger) -> Settings:
+    """Load the settings or end the process with the config error (exit status 2)."""
+    try:
+        settings = load_settings(path)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+    log.debug("resolved configuration:\n%s", settings_yaml(settings))
+    return settings

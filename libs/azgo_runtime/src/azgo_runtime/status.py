@@ -1,0 +1,112 @@
+"""`azgo status` / `make status`: the worker table from the broker's ``/status`` JSON.
+
+    worker      host   state    gen     games   games/s  evals/s  last seen
+    local-1     box    Active   000004  1,204   0.61     412      0.4 s
+
+The broker decides Offline (no message within the liveness window); workers report Active,
+Syncing (fetching or loading a new generation) and Error (an exception, shown below the table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+STATE_STYLE = {"Active": "green", "Syncing": "yellow", "Error": "bold red", "Offline": "dim"}
+
+
+class StatusUnavailable(ConnectionError):
+    pass
+
+
+def fetch_status(url: str, timeout: float = 3.0) -> dict:
+    """GET ``url``/status as a dict; ``StatusUnavailable`` says why not."""
+    target = url.rstrip("/") + "/status"
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as r:
+            return json.loads(r.read())
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise StatusUnavailable(f"broker not reachable at {target}: {reason}") from None
+    except json.JSONDecodeError as e:
+        raise StatusUnavailable(f"{target} did not answer JSON: {e}") from None
+
+
+def _gen(value) -> str:
+    return "-" if value is None or value < 0 else f"{value:06d}"
+
+
+def _num(value, fmt: str = ",.0f") -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def render(status: dict) -> Group:
+    """The summary line, the worker table and any worker errors."""
+    model = status.get("model") or {}
+    totals, rates = status.get("totals", {}), status.get("rates", {})
+    by_state = status.get("workers_by_state", {})
+    learner = status.get("learner") or {}
+    head = Text.assemble(
+        ("model ", "bold"), _gen(model.get("generation")),
+        ("   games ", "bold"), _num(totals.get("games")),
+        ("   positions ", "bold"), _num(totals.get("positions")),
+        ("   games/s ", "bold"), _num(rates.get("games_per_s"), ".2f"),
+        ("   positions/s ", "bold"), _num(rates.get("positions_per_s"), ".1f"),
+    )
+    if learner:
+        head.append_text(Text.assemble(("   learner step ", "bold"), _num(learner.get("step")),
+                                       ("  loss ", "bold"), _num(learner.get("loss_total"), ".3f")))
+    states = "  ".join(f"{s} {by_state.get(s, 0)}" for s in ("Active", "Syncing", "Error", "Offline"))
+    table = Table(title=f"workers: {states}", title_justify="left", expand=False)
+    for col in ("worker", "host", "state", "gen", "games", "games/s", "evals/s", "outbox", "last seen"):
+        table.add_column(col, justify="left" if col in ("worker", "host", "state") else "right")
+    workers = status.get("workers", [])
+    for w in workers:
+        state = w.get("state", "?")
+        table.add_row(
+            w.get("worker_id", "?"), w.get("host", ""), Text(state, style=STATE_STYLE.get(state, "")),
+            _gen(w.get("generation")), _num(w.get("games_total")), _num(w.get("games_per_s"), ".2f"),
+            _num(w.get("nn_evals_per_s"), ",.0f"), _num(w.get("outbox")), f"{w.get('last_seen_s', 0):.1f} s",
+        )
+    parts = [head, table]
+    if not workers:
+        parts.append(Text("no workers have said hello yet", style="dim"))
+    for w in workers:
+        if w.get("state") == "Error" and w.get("error"):
+            parts.append(Text(f"{w['worker_id']}: {w['error']}", style="red"))
+    return Group(*parts)
+
+
+def main(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.watch is None:
+        try:
+            status = fetch_status(args.url)
+        except StatusUnavailable as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        if args.json:
+            print(json.dumps(status, indent=2))
+        else:
+            console.print(render(status))
+        return 0
+    from rich.live import Live
+
+    with Live(console=console, auto_refresh=False) as live:
+        try:
+            while True:
+                try:
+                    live.update(render(fetch_status(args.url)), refresh=True)
+                except StatusUnavailable as e:
+                    live.update(Text(f"{e} (retrying)", style="red"), refresh=True)
+                time.sleep(args.watch)  # a display refresh period, not synchronisation
+        except KeyboardInterrupt:
+            return 0
