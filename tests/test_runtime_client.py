@@ -1,0 +1,129 @@
+"""BrokerClient against a real ROUTER socket: replies matched by request id, timeouts that replace
+the socket (Lazy Pirate), error replies raised, and the reconnect back-off."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import zmq
+from procs import free_ports
+
+from azgo_core import protocol as P
+from azgo_runtime.client import Backoff, BrokerClient, BrokerUnavailable, RemoteError
+
+
+class Router(threading.Thread):
+    """A ROUTER that answers each request with ``respond(message, blobs)`` -> list of frames lists."""
+
+    def __init__(self, port: int, respond):
+        super().__init__(daemon=True)
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.ROUTER)
+        self.sock.bind(f"tcp://127.0.0.1:{port}")
+        self.respond, self.seen = respond, []
+        self.done = threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            if not self.sock.poll(50):
+                continue
+            ident, header, *blobs = self.sock.recv_multipart()
+            message = P.decode(header)
+            self.seen.append(message)
+            for frames in self.respond(message, blobs):
+                self.sock.send_multipart([ident, *frames])
+
+    def close(self):
+        self.done.set()
+        self.join(5)
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture
+def port():
+    return free_ports(1)[0]
+
+
+def test_reply_matched_by_rid_and_blobs_returned(port):
+    def respond(m, blobs):
+        stale = P.encode(P.Ok(rid=m.rid + 1000))  # an answer nobody waits for comes first
+        return [[stale], [P.encode(P.ModelAck(rid=m.rid, model=P.ModelInfo(generation=1, sha256="a" * 64, size=len(blobs[0]))))]]
+
+    server = Router(port, respond)
+    server.start()
+    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=5)
+    try:
+        reply = client.request(P.PublishModel(generation=1, sha256="a" * 64), [b"12345"])
+        assert isinstance(reply.message, P.ModelAck) and reply.message.model.size == 5
+        assert server.seen[0].rid == reply.rid and reply.rid > 0
+        assert client.bytes_out > 5 and client.bytes_in > 0
+    finally:
+        client.close()
+        server.close()
+
+
+def test_error_reply_raises_remote_error(port):
+    server = Router(port, lambda m, b: [[P.encode(P.Error(rid=m.rid, code=P.ErrorCode.NO_MODEL, message="none yet"))]])
+    server.start()
+    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=5)
+    try:
+        with pytest.raises(RemoteError) as err:
+            client.request(P.GetModel())
+        assert err.value.code is P.ErrorCode.NO_MODEL and "none yet" in str(err.value)
+    finally:
+        client.close()
+        server.close()
+
+
+def test_silence_raises_and_replaces_the_socket(port):
+    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=0.3)  # nobody listens
+    first = client.sock
+    with pytest.raises(BrokerUnavailable, match="no reply"):
+        client.request(P.GetModel())
+    assert client.sock is not first and client.connects == 2 and not client.pending
+    # the broker comes up later: the fresh socket reaches it
+    server = Router(port, lambda m, b: [[P.encode(P.Ok(rid=m.rid))]])
+    server.start()
+    try:
+        assert isinstance(client.request(P.LearnerReport(step=0, generation=0, samples_trained=0, positions_seen=0,
+                                                         samples_per_s=0.0, loss_policy=0.0, loss_value=0.0,
+                                                         loss_total=0.0), timeout=5).message, P.Ok)
+    finally:
+        client.close()
+        server.close()
+
+
+def test_call_gives_up_only_when_told(port):
+    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=0.1)
+    attempts = []
+
+    def should_stop():
+        attempts.append(1)
+        return len(attempts) >= 3
+
+    with pytest.raises(BrokerUnavailable):
+        client.call(P.GetModel(), should_stop=should_stop, backoff=Backoff(0.01, 0.02))
+    assert len(attempts) >= 3
+    client.close()
+
+
+def test_async_mode_reports_overdue_requests(port):
+    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=0.2)
+    client.send(P.GetModel())
+    assert not client.overdue()
+    assert client.poll(0.3) == []
+    assert client.overdue()
+    client.connect()
+    assert not client.overdue()
+    client.close()
+
+
+def test_backoff_doubles_to_the_cap_with_bounded_jitter():
+    b = Backoff(1.0, 8.0, jitter=0.2)
+    delays = [b.delay() for _ in range(6)]
+    for got, base in zip(delays, [1, 2, 4, 8, 8, 8]):
+        assert base * 0.8 <= got <= base * 1.2
+    b.reset()
+    assert b.delay() <= 1.2
