@@ -1,0 +1,148 @@
+"""The broker's Prometheus metrics and its HTTP endpoint (/metrics, /status, /healthz).
+
+Metric names carry the ``azgo_`` prefix and base units; counters end in ``_total``; labels
+are bounded (``reason`` = an ``ErrorCode``, ``type`` = a message type or ``invalid``,
+``state`` = a ``WorkerState``, ``worker`` = a live worker's id, removed when it goes Offline).
+
+The HTTP server runs in a daemon thread and never touches the broker's state: /status
+serves the snapshot the loop thread last published (``Snapshot.publish`` swaps a reference
+under a lock), /metrics the broker-owned ``CollectorRegistry`` (prometheus_client metrics
+are thread-safe), /healthz whether the loop has ticked within ``HEALTHY_WITHIN`` seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from azgo_core.protocol import WorkerState
+
+log = logging.getLogger("azgo.broker.http")
+
+HEALTHY_WITHIN = 5.0  # seconds since the loop's last tick for /healthz to say ok
+SYNC_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class BrokerMetrics:
+    """Every metric the broker exports, on its own registry."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.games = Counter("azgo_games_received_total", "Games stored", registry=r)
+        self.positions = Counter("azgo_positions_received_total", "Positions (moves) stored", registry=r)
+        self.batches = Counter("azgo_batches_received_total", "Batches stored", registry=r)
+        self.rejected = Counter("azgo_batches_rejected_total", "Batches refused, by error code", ["reason"], registry=r)
+        self.duplicates = Counter("azgo_duplicate_batches_total", "Batches received again and not stored", registry=r)
+        self.messages = Counter("azgo_messages_total", "Requests received, by type", ["type"], registry=r)
+        self.workers = Gauge("azgo_workers", "Self-play workers, by state", ["state"], registry=r)
+        for state in WorkerState:
+            self.workers.labels(state.value).set(0)
+        self.generation = Gauge("azgo_model_generation", "Current model generation (-1: none)", registry=r)
+        self.generation.set(-1)
+        self.sync = Histogram("azgo_model_sync_seconds", "Seconds from a publish until a worker plays with it",
+                              buckets=SYNC_BUCKETS, registry=r)
+        self.bytes_in = Counter("azgo_bytes_received_total", "Bytes received on the ROUTER socket", registry=r)
+        self.bytes_out = Counter("azgo_bytes_sent_total", "Bytes sent on the ROUTER and PUB sockets", registry=r)
+        self.learner_steps = Gauge("azgo_learner_steps", "Learner optimisation steps", registry=r)
+        self.learner_loss = Gauge("azgo_learner_loss", "Learner loss, by kind", ["kind"], registry=r)
+        self.learner_rate = Gauge("azgo_learner_samples_per_second", "Learner training samples per second", registry=r)
+        self.learner_samples = Gauge("azgo_learner_samples_trained", "Samples the learner has trained on", registry=r)
+        self.sp_games = Gauge("azgo_selfplay_games_per_second", "Self-play games per second, by worker",
+                              ["worker"], registry=r)
+        self.sp_evals = Gauge("azgo_selfplay_nn_evals_per_second", "Network evaluations per second, by worker",
+                              ["worker"], registry=r)
+        self.sp_positions = Gauge("azgo_selfplay_positions_per_second", "Self-play positions per second, by worker",
+                                  ["worker"], registry=r)
+        self.store_bytes = Gauge("azgo_store_bytes", "Bytes in the game store", registry=r)
+        self.store_games = Gauge("azgo_store_games", "Games in the game store", registry=r)
+        self.store_positions = Gauge("azgo_store_positions", "Positions in the game store", registry=r)
+
+    def worker_rates(self, worker_id: str, games: float, evals: float, positions: float) -> None:
+        self.sp_games.labels(worker_id).set(games)
+        self.sp_evals.labels(worker_id).set(evals)
+        self.sp_positions.labels(worker_id).set(positions)
+
+    def forget_worker(self, worker_id: str) -> None:
+        """Drop a worker's labelled series (it went Offline): keeps label sets bounded."""
+        for gauge in (self.sp_games, self.sp_evals, self.sp_positions):
+            try:
+                gauge.remove(worker_id)
+            except KeyError:
+                pass
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class Snapshot:
+    """What the HTTP thread serves: the latest /status dict and the loop's last tick."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._status: dict = {}
+        self.last_tick = time.monotonic()
+
+    def publish(self, status: dict) -> None:
+        with self._lock:
+            self._status = status
+
+    def status(self) -> dict:
+        with self._lock:
+            return self._status
+
+    def tick(self) -> None:
+        self.last_tick = time.monotonic()  # one float store: atomic under the GIL
+
+    def healthy(self) -> bool:
+        return time.monotonic() - self.last_tick < HEALTHY_WITHIN
+
+
+def _handler(metrics: BrokerMetrics, snapshot: Snapshot) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, metrics.text(), CONTENT_TYPE_LATEST)
+            elif path == "/status":
+                body = json.dumps(snapshot.status(), indent=1, allow_nan=False).encode()
+                self._send(200, body, "application/json")
+            elif path == "/healthz":
+                ok = snapshot.healthy()
+                self._send(200 if ok else 503, b"ok\n" if ok else b"broker loop stalled\n", "text/plain")
+            else:
+                self._send(404, f"not found: {path} (try /metrics, /status, /healthz)\n".encode(), "text/plain")
+
+        def _send(self, code: int, body: bytes, content_type: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:  # quiet: scrapes every few seconds
+            log.debug("%s %s", self.address_string(), format % args)
+
+    return Handler
+
+
+class HttpServer:
+    """/metrics, /status and /healthz on one port, served from a daemon thread."""
+
+    def __init__(self, bind: str, port: int, metrics: BrokerMetrics, snapshot: Snapshot):
+        self.server = ThreadingHTTPServer((bind, port), _handler(metrics, snapshot))
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, name="broker-http", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        if self.thread.is_alive():  # shutdown() waits for serve_forever: only when it runs
+            self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,421 @@
+"""The broker: one ZeroMQ poll loop over a ROUTER (requests) and a PUB (model announcements).
+
+Shape of the ZeroMQ guide's mdbroker: ``run`` polls the ROUTER, ``serve_round`` reads every
+request already waiting (up to ``ROUND_MAX``) and hands each to its ``handle_*`` method, then
+commits the round: the game batches it accepted are fsynced together (group commit) and only
+then acknowledged. ``tick`` runs between rounds: liveness (``purge_workers``), the /status
+snapshot and status.txt (``publish_status``, ``write_status``).
+
+Every request gets exactly one reply with its ``rid``. A request that cannot be parsed gets
+an ``Error`` naming the problem; a handler that raises gets ``Error(INTERNAL)`` naming the
+exception; either way the loop goes on serving everybody. Frames on the ROUTER are
+``[identity, header, *blobs]`` (see ``azgo_core.protocol``).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+
+from azgo_core import __version__
+from azgo_core import protocol as P
+from azgo_core.config import Settings
+
+from .metrics import BrokerMetrics, HttpServer, Snapshot
+from .models import ModelRegistry, PublishRefused
+from .status import RATE_WINDOW, finite, format_table
+from .store import GameStore, StoreError
+from .validate import BatchRejected, BatchRules, validate_batch
+from .workers import WorkerRegistry
+
+log = logging.getLogger("azgo.broker")
+
+ROUND_MAX = 64  # requests read per round before the group commit
+TICK_SECONDS = 0.1  # poll timeout: how often liveness and the snapshot are looked at when idle
+SNAPSHOT_SECONDS = 0.5  # the /status snapshot is rebuilt at least this often
+FRAME_SLACK = P.MAX_HEADER_BYTES + (1 << 20)  # above max_batch_bytes, for the largest accepted frame
+SAMPLES_MAX_BATCHES = 1000  # batches per Samples reply (the header must stay under MAX_HEADER_BYTES)
+
+
+@dataclass
+class PendingAck:
+    """A batch accepted in this round, acknowledged once the round is on disk."""
+
+    identity: bytes
+    rid: int
+    batch_id: str
+    seq: int
+    duplicate: bool
+
+
+Reply = tuple[P.Message, list[bytes]] | None  # None: answered later (batch acks after the commit)
+
+
+class Broker:
+    """The broker's state (store, models, workers, metrics) and its loop."""
+
+    def __init__(self, settings: Settings, context: zmq.Context | None = None):
+        b = self.config = settings.broker
+        self.settings = settings
+        self.broker_id = f"broker-{uuid.uuid4().hex[:12]}"
+        self.started = time.monotonic()
+        self.data_dir = Path(b.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = self._lock_data_dir()
+        self.store = GameStore(self.data_dir / "games", segment_bytes=b.segment_bytes, fsync=b.fsync)
+        self.models = ModelRegistry(self.data_dir / "models", settings.board.size)
+        self.workers = WorkerRegistry(settings.distributed.liveness_seconds)
+        self.rules = BatchRules(settings.board.size, settings.board.komi, b.max_batch_games, b.max_batch_bytes)
+        self.metrics = BrokerMetrics()
+        self.metrics.generation.set(self.models.current_generation)
+        self.snapshot = Snapshot()
+        self.counts = {"duplicates": 0, "rejected": 0, "bytes_in": 0, "bytes_out": 0}
+        self.learner: dict | None = None
+        self.learner_at = 0.0
+        self.round: list[PendingAck] = []
+        self.handlers = {
+            P.Hello: self.handle_hello, P.Heartbeat: self.handle_heartbeat, P.GetModel: self.handle_get_model,
+            P.SubmitBatch: self.handle_submit, P.GetSamples: self.handle_get_samples,
+            P.PublishModel: self.handle_publish, P.LearnerReport: self.handle_learner_report,
+        }
+        self.context = context or zmq.Context.instance()
+        self.router, self.pub = self._bind_sockets()
+        self.http = HttpServer(b.bind, b.http_port, self.metrics, self.snapshot)
+        self._next_snapshot = self._next_status = 0.0
+        self.publish_status()
+
+    def _lock_data_dir(self):
+        """Hold an exclusive lock on data_dir/broker.lock: two brokers must never share a game store."""
+        path = self.data_dir / "broker.lock"
+        f = open(path, "w")
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.close()
+            raise OSError(f"data dir {self.data_dir} is in use by another broker (lock {path})") from None
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        return f
+
+    def _bind_sockets(self) -> tuple[zmq.Socket, zmq.Socket]:
+        b = self.config
+        router = self.context.socket(zmq.ROUTER)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a vanished peer raises EHOSTUNREACH
+        router.maxmsgsize = b.max_batch_bytes + FRAME_SLACK  # a bigger frame drops that peer's connection
+        router.linger = 1000
+        router.bind(f"tcp://{b.bind}:{b.router_port}")
+        pub = self.context.socket(zmq.PUB)
+        pub.linger = 0
+        pub.bind(f"tcp://{b.bind}:{b.pub_port}")
+        return router, pub
+
+    # --- the loop -------------------------------------------------------------------------
+    def run(self, stop) -> None:
+        """Serve until ``stop`` (a StopFlag or anything with ``is_set``) is set."""
+        self.log_start()
+        self.http.start()
+        while not stop.is_set():
+            if self.router.poll(int(TICK_SECONDS * 1000), zmq.POLLIN):
+                self.serve_round()
+            self.tick()
+        log.info("stopping (signal %s)", getattr(stop, "signal", None))
+
+    def log_start(self) -> None:
+        """One line each: endpoints, HTTP port, store totals, current model."""
+        b = self.config
+        model = self.models.current
+        log.info("broker %s (azgo %s): ROUTER tcp://%s:%d, PUB tcp://%s:%d", self.broker_id, __version__,
+                 b.bind, b.router_port, b.bind, b.pub_port)
+        log.info("HTTP /metrics /status /healthz on http://%s:%d", b.bind, self.http.port)
+        log.info("game store %s: %d batches, %d games, %d positions, %d bytes", self.store.dir, len(self.store.entries),
+                 self.store.total_games, self.store.total_positions, self.store.store_bytes)
+        log.info("current model: %s", f"generation {P.generation_id(model.generation)} sha256 {model.sha256[:12]}"
+                 if model else "none published yet")
+
+    def serve_round(self) -> None:
+        """Answer every request already waiting (up to ROUND_MAX), then commit and ack the round's batches."""
+        for _ in range(ROUND_MAX):
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self.dispatch(frames)
+        self.commit_round()
+
+    def tick(self) -> None:
+        """Between rounds: liveness, and the status snapshot and file when due."""
+        now = time.monotonic()
+        self.snapshot.tick()
+        try:
+            self.purge_workers(now)
+            if now >= self._next_snapshot:
+                self._next_snapshot = now + min(SNAPSHOT_SECONDS, self.config.status_interval)
+                self.publish_status()
+            if now >= self._next_status:
+                self._next_status = now + self.config.status_interval
+                self.write_status()
+        except Exception:  # a bug in the bookkeeping must not stop the service
+            log.exception("broker housekeeping failed")
+
+    def close(self) -> None:
+        """Commit what is pending, write a last status, close sockets, HTTP and the store."""
+        self.commit_round()
+        self.publish_status()
+        self.write_status()
+        self.http.close()
+        self.router.close()
+        self.pub.close()
+        self.store.close()
+        self._lock.close()
+
+    # --- messages -------------------------------------------------------------------------
+    def dispatch(self, frames: list[bytes]) -> None:
+        """Decode one request, run its handler, send the reply (or leave it to the commit)."""
+        identity, parts = frames[0], frames[1:]
+        self.counts["bytes_in"] += sum(len(f) for f in frames)
+        self.metrics.bytes_in.inc(sum(len(f) for f in frames))
+        if not parts:
+            self.send(identity, P.Error(code=P.ErrorCode.BAD_MESSAGE, message="empty message: no header frame"))
+            return
+        try:
+            msg = P.decode(parts[0], blobs=len(parts) - 1)
+        except P.ProtocolError as e:
+            self.metrics.messages.labels("invalid").inc()
+            log.warning("bad request from %s: %s", identity.hex(), e)
+            self.send(identity, P.error_reply(e))
+            return
+        handler = self.handlers.get(type(msg))
+        if handler is None:
+            self.metrics.messages.labels("invalid").inc()
+            self.send(identity, P.Error(rid=msg.rid, code=P.ErrorCode.UNKNOWN_TYPE,
+                                        message=f"{msg.type!r} is a reply, not a request"))
+            return
+        self.metrics.messages.labels(msg.type).inc()
+        worker_id = getattr(msg, "worker_id", None)
+        if worker_id is not None:
+            self.workers.touch(worker_id, time.monotonic())
+        try:
+            reply = handler(msg, parts[1:], identity)
+        except Exception as e:  # a bug: answer it, keep serving
+            log.exception("handler for %s failed", msg.type)
+            reply = P.Error(code=P.ErrorCode.INTERNAL, message=f"{type(e).__name__}: {e}"), []
+        if reply is not None:
+            message, blobs = reply
+            self.send(identity, message.model_copy(update={"rid": msg.rid}), blobs)
+
+    def send(self, identity: bytes, message: P.Message, blobs: list[bytes] = ()) -> None:
+        """Send a reply; a peer that has gone away (EHOSTUNREACH) or is not reading loses it."""
+        frames = [identity, P.encode(message), *blobs]
+        try:
+            self.router.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as e:
+            if e.errno == zmq.EHOSTUNREACH:
+                log.info("reply %s to %s dropped: the peer is gone", message.type, identity.hex())
+            elif e.errno == zmq.EAGAIN:
+                log.warning("reply %s to %s dropped: the peer is not reading", message.type, identity.hex())
+            else:
+                log.error("reply %s to %s failed: %s", message.type, identity.hex(), e)
+            return
+        size = sum(len(f) for f in frames)
+        self.counts["bytes_out"] += size
+        self.metrics.bytes_out.inc(size)
+
+    def handle_hello(self, msg: P.Hello, blobs: list[bytes], identity: bytes) -> Reply:
+        """Register a worker (or the learner); answer with the current model and the heartbeat rules."""
+        size = self.settings.board.size
+        if msg.board_size != size:
+            return P.Error(code=P.ErrorCode.BAD_MESSAGE,
+                           message=f"hello for board size {msg.board_size}, this broker runs {size}x{size}"), []
+        known = self.workers.get(msg.worker_id) is not None
+        self.workers.hello(msg, time.monotonic(), time.time())
+        log.info("%s %s said hello%s (host %s, gpu %s, code %s, pid %d)", msg.role, msg.worker_id,
+                 " again" if known else "", msg.host or "?", msg.gpu or "-", msg.code_version or "?", msg.pid)
+        d = self.settings.distributed
+        return P.Welcome(broker_id=self.broker_id, model=self.models.current, heartbeat_interval=d.heartbeat_interval,
+                         liveness=d.liveness), []
+
+    def handle_heartbeat(self, msg: P.Heartbeat, blobs: list[bytes], identity: bytes) -> Reply:
+        """Record a worker's figures and state; tell it the current model."""
+        worker, first_time = self.workers.heartbeat(msg, time.monotonic())
+        if worker is None:
+            return P.Error(code=P.ErrorCode.UNKNOWN_WORKER,
+                           message=f"worker {msg.worker_id!r} has not said hello to this broker: say hello again"), []
+        if first_time:
+            self.observe_sync(worker.joined, msg.generation)
+        if worker.role == "selfplay":
+            self.metrics.worker_rates(worker.worker_id, msg.games_per_s, msg.nn_evals_per_s, msg.positions_per_s)
+        if msg.state == P.WorkerState.ERROR:
+            log.warning("worker %s reports an error: %s", msg.worker_id, msg.error or "(no message)")
+        return P.HeartbeatAck(model=self.models.current), []
+
+    def observe_sync(self, joined: float, generation: int) -> None:
+        """Model sync time: publish of ``generation`` to the first heartbeat playing it (workers present at the publish)."""
+        published = self.models.published_at(generation)
+        if published is not None and published >= joined:
+            self.metrics.sync.observe(max(0.0, time.time() - published))
+
+    def handle_get_model(self, msg: P.GetModel, blobs: list[bytes], identity: bytes) -> Reply:
+        """The model file of a generation (None: the current one) as one blob."""
+        found = self.models.get(msg.generation)
+        if found is None:
+            current = self.models.current_generation
+            text = ("no model has been published yet" if current < 0 else
+                    f"generation {msg.generation} was never published (current {current})")
+            return P.Error(code=P.ErrorCode.NO_MODEL, message=text), []
+        info, data = found
+        return P.ModelData(model=info), [data]
+
+    def handle_submit(self, msg: P.SubmitBatch, blobs: list[bytes], identity: bytes) -> Reply:
+        """Validate and append a game batch; its ack waits for the round's fsync. A known batch id is acked again."""
+        seq = self.store.seq_of(msg.batch_id)
+        if seq is not None:
+            self.count_duplicate(msg)
+            return P.BatchAck(batch_id=msg.batch_id, duplicate=True, seq=seq), []
+        seq = self.store.pending_seq_of(msg.batch_id)
+        if seq is not None:  # the same batch twice in one round: ack both after the commit
+            self.round.append(PendingAck(identity, msg.rid, msg.batch_id, seq, duplicate=True))
+            return None
+        blob = blobs[0]
+        try:
+            validate_batch(msg, blob, self.rules, self.models)
+        except BatchRejected as e:
+            self.counts["rejected"] += 1
+            self.metrics.rejected.labels(e.code.value).inc()
+            log.warning("batch %s from %s refused: %s", msg.batch_id, msg.worker_id, e)
+            return P.Error(code=e.code, message=f"batch {msg.batch_id}: {e.reason}"), []
+        try:
+            seq = self.store.append(msg.batch_id, msg.worker_id, msg.games, msg.positions, msg.generations, blob)
+        except StoreError as e:
+            log.error("batch %s not stored: %s", msg.batch_id, e)
+            return P.Error(code=P.ErrorCode.STORAGE, message=f"batch {msg.batch_id} not stored: {e}"), []
+        self.round.append(PendingAck(identity, msg.rid, msg.batch_id, seq, duplicate=False))
+        return None
+
+    def count_duplicate(self, msg: P.SubmitBatch) -> None:
+        self.counts["duplicates"] += 1
+        self.metrics.duplicates.inc()
+        log.info("batch %s from %s is a duplicate: acked again, not stored", msg.batch_id, msg.worker_id)
+
+    def commit_round(self) -> None:
+        """fsync the round's batches once, then ack them; on a storage failure none is stored or acked."""
+        if not self.round:
+            return
+        acks, self.round = self.round, []
+        try:
+            stored = self.store.commit()
+        except StoreError as e:
+            log.error("game store commit failed, %d batch(es) not stored: %s", len(acks), e)
+            for ack in acks:
+                self.send(ack.identity, P.Error(rid=ack.rid, code=P.ErrorCode.STORAGE,
+                                                message=f"batch {ack.batch_id} not stored: {e}"))
+            return
+        for entry in stored:
+            self.metrics.batches.inc()
+            self.metrics.games.inc(entry.games)
+            self.metrics.positions.inc(entry.positions)
+        for ack in acks:
+            if ack.duplicate:
+                self.counts["duplicates"] += 1
+                self.metrics.duplicates.inc()
+            self.send(ack.identity, P.BatchAck(rid=ack.rid, batch_id=ack.batch_id, duplicate=ack.duplicate, seq=ack.seq))
+
+    def handle_get_samples(self, msg: P.GetSamples, blobs: list[bytes], identity: bytes) -> Reply:
+        """Stored batches after ``after`` within the last ``window`` positions, oldest first, one blob each."""
+        window = self.store.window(msg.after, msg.window, msg.max_bytes, max_count=SAMPLES_MAX_BATCHES)
+        try:
+            data = [self.store.read_blob(e) for e in window.entries]
+        except StoreError as e:
+            log.error("%s", e)
+            return P.Error(code=P.ErrorCode.STORAGE, message=str(e)), []
+        batches = [P.StoredBatch(seq=e.seq, games=e.games, positions=e.positions) for e in window.entries]
+        return P.Samples(batches=batches, more=window.more, total_positions=self.store.total_positions,
+                         total_games=self.store.total_games, last_seq=self.store.last_seq), data
+
+    def handle_publish(self, msg: P.PublishModel, blobs: list[bytes], identity: bytes) -> Reply:
+        """Validate and store a new generation, then announce it on the PUB socket."""
+        try:
+            info, new = self.models.publish(msg.generation, msg.sha256, blobs[0])
+        except PublishRefused as e:
+            log.warning("publish of generation %d refused: %s", msg.generation, e)
+            return P.Error(code=e.code, message=str(e)), []
+        if new:
+            self.metrics.generation.set(info.generation)
+            self.announce(info)
+        return P.ModelAck(model=info), []
+
+    def announce(self, info: P.ModelInfo) -> None:
+        """Tell every subscriber the new current generation."""
+        header = P.encode(P.Announce(model=info))
+        self.pub.send_multipart([P.ANNOUNCE_TOPIC, header])
+        self.metrics.bytes_out.inc(len(P.ANNOUNCE_TOPIC) + len(header))
+        self.counts["bytes_out"] += len(P.ANNOUNCE_TOPIC) + len(header)
+
+    def handle_learner_report(self, msg: P.LearnerReport, blobs: list[bytes], identity: bytes) -> Reply:
+        """Keep the learner's latest figures for /status and the metrics."""
+        self.learner = msg.model_dump(exclude={"v", "rid", "type"})
+        self.learner_at = time.monotonic()
+        m = self.metrics
+        m.learner_steps.set(msg.step)
+        m.learner_samples.set(msg.samples_trained)
+        m.learner_rate.set(msg.samples_per_s)
+        for kind, value in (("policy", msg.loss_policy), ("value", msg.loss_value), ("total", msg.loss_total)):
+            m.learner_loss.labels(kind).set(value)
+        return P.Ok(), []
+
+    # --- housekeeping ---------------------------------------------------------------------
+    def purge_workers(self, now: float) -> None:
+        """Workers silent past the liveness window go Offline (and lose their per-worker series)."""
+        for worker in self.workers.purge(now):
+            log.warning("worker %s (%s) is Offline: silent for %.1f s", worker.worker_id, worker.host or "?",
+                        now - worker.last_seen)
+            self.metrics.forget_worker(worker.worker_id)
+
+    def status(self) -> dict:
+        """The /status document (see ``azgo_broker.status``)."""
+        now = time.monotonic()
+        store, model = self.store, self.models.current
+        games_rate, positions_rate = store.recent_rates(RATE_WINDOW)
+        learner = None
+        if self.learner is not None:
+            learner = {**self.learner, "age_s": round(now - self.learner_at, 3)}
+        return finite({
+            "broker": {"id": self.broker_id, "version": __version__, "uptime_s": round(now - self.started, 3),
+                       "data_dir": str(self.data_dir)},
+            "model": model.model_dump(mode="json") if model else None,
+            "workers": [w.row(now) for w in self.workers.selfplay()],
+            "workers_by_state": self.workers.by_state(),
+            "totals": {"games": store.total_games, "positions": store.total_positions, "batches": len(store.entries),
+                       "duplicates": self.counts["duplicates"], "rejected": self.counts["rejected"],
+                       "bytes_in": self.counts["bytes_in"], "bytes_out": self.counts["bytes_out"],
+                       "store_bytes": store.store_bytes},
+            "rates": {"games_per_s": games_rate, "positions_per_s": positions_rate},
+            "learner": learner,
+        })
+
+    def publish_status(self) -> None:
+        """Rebuild the snapshot the HTTP thread serves, and the gauges drawn from it."""
+        status = self.status()
+        self.snapshot.publish(status)
+        m = self.metrics
+        for state, n in status["workers_by_state"].items():
+            m.workers.labels(state).set(n)
+        m.store_bytes.set(status["totals"]["store_bytes"])
+        m.store_games.set(status["totals"]["games"])
+        m.store_positions.set(status["totals"]["positions"])
+
+    def write_status(self) -> None:
+        """Rewrite data_dir/status.txt atomically (rename over it), for ``watch cat``."""
+        path = self.data_dir / "status.txt"
+        tmp = path.with_name(".status.txt.tmp")
+        try:
+            tmp.write_text(format_table(self.snapshot.status()))
+            os.replace(tmp, path)
+        except OSError as e:  # a full disk must not stop the broker
+            log.error("cannot write %s: %s", path, e)

@@ -1,0 +1,94 @@
+"""Checking a submitted game batch before it may enter the store.
+
+A batch is stored only if all of this holds (else ``BatchRejected`` with the ``ErrorCode``
+for the reply and a reason naming the game and move at fault):
+
+- the blob is at most ``max_bytes`` and decodes (``records.decode_batch``) within the limits;
+- the header's ``games`` and ``positions`` (= moves summed over the games) match the records;
+- every game is on this run's board size and komi, was played by the submitting worker;
+- every game's model generation was published by this broker (else ``WRONG_GENERATION``),
+  and the header's ``generations`` are exactly the generations found in the games;
+- every move is legal: each game is replayed with ``Position`` (Tromp-Taylor, positional superko).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+from dataclasses import dataclass
+
+from azgo_core.position import IllegalMove, Position
+from azgo_core.protocol import ErrorCode, SubmitBatch
+from azgo_core.records import GameRecord, RecordError, decode_batch
+
+
+class BatchRejected(ValueError):
+    """A batch that may not be stored; ``code`` is the reply's ``ErrorCode``."""
+
+    def __init__(self, code: ErrorCode, reason: str):
+        super().__init__(f"{code.value}: {reason}")
+        self.code, self.reason = code, reason
+
+
+@dataclass(frozen=True)
+class BatchRules:
+    """What every batch of this run must satisfy."""
+
+    board_size: int
+    komi: float
+    max_games: int
+    max_bytes: int
+
+
+def validate_batch(msg: SubmitBatch, blob: bytes, rules: BatchRules, published: Container[int]) -> list[GameRecord]:
+    """The batch's records if ``blob`` is acceptable for ``msg``; else raises ``BatchRejected``."""
+    if len(blob) > rules.max_bytes:
+        raise BatchRejected(ErrorCode.TOO_LARGE, f"batch of {len(blob)} bytes, above the limit of {rules.max_bytes}")
+    try:
+        records = decode_batch(blob, max_games=rules.max_games, max_bytes=rules.max_bytes)
+    except RecordError as e:
+        raise BatchRejected(ErrorCode.BAD_BATCH, f"undecodable batch: {e}") from None
+    _check_counts(msg, records)
+    for i, record in enumerate(records):
+        _check_game(i, record, msg, rules, published)
+    found = sorted({r.model_generation for r in records})
+    if found != sorted(set(msg.generations)):
+        raise BatchRejected(ErrorCode.BAD_BATCH, f"header says generations {sorted(set(msg.generations))}, "
+                                                 f"the games were played with {found}")
+    for i, record in enumerate(records):
+        _check_moves(i, record)
+    return records
+
+
+def _check_counts(msg: SubmitBatch, records: list[GameRecord]) -> None:
+    if len(records) != msg.games:
+        raise BatchRejected(ErrorCode.BAD_BATCH, f"header says {msg.games} games, the batch holds {len(records)}")
+    positions = sum(r.num_moves for r in records)
+    if positions != msg.positions:
+        raise BatchRejected(ErrorCode.BAD_BATCH,
+                            f"header says {msg.positions} positions, the games hold {positions} moves")
+
+
+def _check_game(i: int, record: GameRecord, msg: SubmitBatch, rules: BatchRules, published: Container[int]) -> None:
+    """One game's provenance: board, komi, worker, generation."""
+    n = rules.board_size
+    if record.board_size != n:
+        raise BatchRejected(ErrorCode.BAD_BATCH,
+                            f"game {i}: board size {record.board_size}, this run plays {n}x{n}")
+    if record.komi != rules.komi:
+        raise BatchRejected(ErrorCode.BAD_BATCH, f"game {i}: komi {record.komi}, this run uses {rules.komi}")
+    if record.worker_id != msg.worker_id:
+        raise BatchRejected(ErrorCode.BAD_BATCH,
+                            f"game {i}: played by worker {record.worker_id!r}, submitted by {msg.worker_id!r}")
+    if record.model_generation not in published:
+        raise BatchRejected(ErrorCode.WRONG_GENERATION,
+                            f"game {i}: played with generation {record.model_generation}, which was never published")
+
+
+def _check_moves(i: int, record: GameRecord) -> None:
+    """Replay the game; every move must be legal."""
+    position = Position(record.board_size, record.komi)
+    for t, move in enumerate(record.moves.tolist()):
+        try:
+            position.play(move)
+        except IllegalMove as e:
+            raise BatchRejected(ErrorCode.BAD_BATCH, f"game {i}, move {t + 1}: {e}") from None

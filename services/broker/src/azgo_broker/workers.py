@@ -1,0 +1,125 @@
+"""The worker registry: who said hello, what they last reported, and who went silent.
+
+A worker exists from its ``Hello`` on (since this broker started: the table is not
+persisted; a worker told ``UNKNOWN_WORKER`` simply says hello again). Its state is what it
+last reported (Active, Syncing, Error), except that a worker silent for more than
+``liveness_seconds`` is Offline (the Paranoid Pirate verdict) until it is heard from again.
+Workers offline for ``FORGET_AFTER`` seconds are dropped so the table stays bounded.
+
+Times: ``last_seen`` is ``time.monotonic()``; nothing here reads a clock itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from azgo_core.protocol import Heartbeat, Hello, WorkerState
+
+FORGET_AFTER = 3600.0  # seconds offline before a worker leaves the table
+
+
+@dataclass
+class Worker:
+    """One worker's identity and latest report (fields as in ``Hello`` and ``Heartbeat``)."""
+
+    worker_id: str
+    role: str
+    host: str = ""
+    gpu: str = ""
+    code_version: str = ""
+    pid: int = 0
+    state: WorkerState = WorkerState.ACTIVE
+    generation: int = -1
+    games_total: int = 0
+    positions_total: int = 0
+    games_per_s: float = 0.0
+    positions_per_s: float = 0.0
+    nn_evals_per_s: float = 0.0
+    outbox: int = 0
+    error: str = ""
+    first_seen: float = 0.0
+    last_seen: float = 0.0
+    joined: float = 0.0
+    """Unix time of the worker's first hello to this broker."""
+    synced: set[int] = field(default_factory=set)
+    """Generations this worker has reported playing with."""
+
+    def row(self, now: float) -> dict:
+        """The worker as a /status row."""
+        return {
+            "worker_id": self.worker_id, "host": self.host, "gpu": self.gpu, "role": self.role,
+            "state": self.state.value, "generation": self.generation, "games_total": self.games_total,
+            "positions_total": self.positions_total, "games_per_s": self.games_per_s,
+            "positions_per_s": self.positions_per_s, "nn_evals_per_s": self.nn_evals_per_s,
+            "outbox": self.outbox, "error": self.error, "last_seen_s": round(max(0.0, now - self.last_seen), 3),
+        }
+
+
+class WorkerRegistry:
+    """Workers by id, with liveness."""
+
+    def __init__(self, liveness_seconds: float):
+        self.liveness_seconds = liveness_seconds
+        self.workers: dict[str, Worker] = {}
+
+    def get(self, worker_id: str) -> Worker | None:
+        return self.workers.get(worker_id)
+
+    def hello(self, msg: Hello, now: float, wall: float) -> Worker:
+        """Register (or re-register) a worker; it is Active again, its old figures forgotten.
+
+        ``now`` is monotonic time, ``wall`` unix time.
+        """
+        old = self.workers.get(msg.worker_id)
+        worker = Worker(worker_id=msg.worker_id, role=msg.role, host=msg.host, gpu=msg.gpu,
+                        code_version=msg.code_version, pid=msg.pid, first_seen=now, last_seen=now,
+                        joined=old.joined if old else wall, synced=old.synced if old else set())
+        self.workers[msg.worker_id] = worker
+        return worker
+
+    def touch(self, worker_id: str, now: float) -> Worker | None:
+        """Any message from a known worker proves it alive; an Offline worker comes back as Active."""
+        worker = self.workers.get(worker_id)
+        if worker is not None:
+            worker.last_seen = now
+            if worker.state == WorkerState.OFFLINE:
+                worker.state = WorkerState.ACTIVE
+        return worker
+
+    def heartbeat(self, msg: Heartbeat, now: float) -> tuple[Worker | None, bool]:
+        """Record a heartbeat; returns (worker or None when unknown, whether it reports a generation for the first time)."""
+        worker = self.touch(msg.worker_id, now)
+        if worker is None:
+            return None, False
+        worker.state = WorkerState(msg.state)
+        worker.generation = msg.generation
+        worker.games_total, worker.positions_total = msg.games_total, msg.positions_total
+        worker.games_per_s, worker.positions_per_s = msg.games_per_s, msg.positions_per_s
+        worker.nn_evals_per_s, worker.outbox, worker.error = msg.nn_evals_per_s, msg.outbox, msg.error
+        first = msg.generation >= 0 and msg.generation not in worker.synced
+        if first:
+            worker.synced.add(msg.generation)
+        return worker, first
+
+    def purge(self, now: float) -> list[Worker]:
+        """Mark workers silent past the liveness window Offline (returned); forget long-gone ones."""
+        gone = []
+        for worker_id, worker in list(self.workers.items()):
+            silent = now - worker.last_seen
+            if worker.state != WorkerState.OFFLINE and silent > self.liveness_seconds:
+                worker.state = WorkerState.OFFLINE
+                gone.append(worker)
+            elif worker.state == WorkerState.OFFLINE and silent > FORGET_AFTER:
+                del self.workers[worker_id]
+        return gone
+
+    def selfplay(self) -> list[Worker]:
+        """Self-play workers, sorted by id."""
+        return sorted((w for w in self.workers.values() if w.role == "selfplay"), key=lambda w: w.worker_id)
+
+    def by_state(self) -> dict[str, int]:
+        """Self-play workers per state; every state present."""
+        counts = {s.value: 0 for s in WorkerState}
+        for worker in self.selfplay():
+            counts[worker.state.value] += 1
+        return counts
