@@ -283,7 +283,8 @@ def decode(frame: bytes, blobs: int | None = None) -> Message:
             max_array_len=4096, max_map_len=64, max_ext_len=0,
         )
     except (ValueError, msgpack.UnpackException) as e:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"header is not valid msgpack: {type(e).__name__}: {e}") from None
+        detail = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"header is not valid msgpack ({detail})") from None
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"header must be a map, got {type(data).__name__}")
     rid = data.get("rid") if type(data.get("rid")) is int and 0 <= data["rid"] < 2**63 else 0
