@@ -1,0 +1,216 @@
+"""The outbox: game batches kept on disk until the broker acknowledges them.
+
+A finished batch is written here BEFORE it is sent and deleted only when the broker's
+``BatchAck`` says it is stored (fsynced). A worker that crashes, or a broker that restarts,
+therefore loses no game that was ever put in a batch: the next run (or the next connection)
+resends every file, and the broker stores each batch id once.
+
+Layout under ``<self_play.data_dir>/<worker_id>/outbox/``:
+
+    <batch_id>.batch           a batch waiting for its ack (written atomically: temp, fsync, rename)
+    rejected/<batch_id>.batch  refused by the broker (BAD_BATCH, WRONG_GENERATION...): kept for a
+    rejected/<batch_id>.txt    person to look at, with the broker's reason; never resent
+    corrupt/<name>             a file that could not be read back (truncated, not ours): kept, never sent
+
+A batch file is a msgpack map (never pickle):
+
+    v            int        file format version (1)
+    batch_id     str        unique per batch and kept across resends: "<worker_id>-<uuid4 hex>"
+    worker_id    str        the worker that played the games
+    games        int        games in the batch (>= 1)
+    positions    int        moves over all its games
+    generations  list[int]  distinct model generations the games were played with, ascending
+    created      float      unix time the batch was made: the resend order
+    blob         bin        ``records.encode_batch`` output, the SubmitBatch blob frame
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import msgpack
+
+from azgo_core.model import atomic_write
+from azgo_core.protocol import MAX_ID_LEN
+
+log = logging.getLogger("azgo.selfplay.outbox")
+
+FORMAT_VERSION = 1
+SUFFIX = ".batch"
+MAX_FILE_BYTES = 1 << 30  # a batch file is at most a max_batch_bytes blob plus a few fields
+_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,%d}$" % MAX_ID_LEN)
+_FIELDS = {"v", "batch_id", "worker_id", "games", "positions", "generations", "created", "blob"}
+
+
+class OutboxError(ValueError):
+    """A batch file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of finished games as the outbox keeps it (see the module docstring)."""
+
+    batch_id: str
+    worker_id: str
+    games: int
+    positions: int
+    generations: tuple[int, ...]
+    blob: bytes
+    created: float = 0.0
+
+    def to_bytes(self) -> bytes:
+        return msgpack.packb({
+            "v": FORMAT_VERSION, "batch_id": self.batch_id, "worker_id": self.worker_id, "games": self.games,
+            "positions": self.positions, "generations": list(self.generations), "created": self.created,
+            "blob": self.blob,
+        }, use_bin_type=True)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Batch:
+        """Parse a batch file; raises ``OutboxError`` naming the problem."""
+        try:
+            d = msgpack.unpackb(data, raw=False, strict_map_key=True, max_array_len=1 << 16, max_map_len=16,
+                                max_str_len=1 << 12, max_ext_len=0)
+        except (ValueError, msgpack.UnpackException) as e:
+            raise OutboxError(f"not a batch file (msgpack: {type(e).__name__}: {e})") from None
+        if not isinstance(d, dict) or set(d) != _FIELDS:
+            keys = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise OutboxError(f"not a batch file: expected the keys {sorted(_FIELDS)}, got {keys}")
+        if d["v"] != FORMAT_VERSION:
+            raise OutboxError(f"batch file format version {d['v']!r}, this code reads {FORMAT_VERSION}")
+        for key in ("batch_id", "worker_id"):
+            if not isinstance(d[key], str) or not _ID.match(d[key]):
+                raise OutboxError(f"field {key!r}: {d[key]!r} is not an id")
+        for key in ("games", "positions"):
+            if type(d[key]) is not int or d[key] < (1 if key == "games" else 0):
+                raise OutboxError(f"field {key!r}: {d[key]!r} is not a valid count")
+        gens = d["generations"]
+        if not isinstance(gens, list) or not all(type(g) is int and g >= 0 for g in gens):
+            raise OutboxError(f"field 'generations': {gens!r} is not a list of generations")
+        if not isinstance(d["created"], (int, float)) or not isinstance(d["blob"], bytes) or not d["blob"]:
+            raise OutboxError("field 'created' must be a number and 'blob' non-empty bytes")
+        return cls(d["batch_id"], d["worker_id"], d["games"], d["positions"], tuple(gens), d["blob"], float(d["created"]))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What the outbox remembers of a batch in memory (the blob stays on disk)."""
+
+    batch_id: str
+    games: int
+    positions: int
+    created: float
+
+
+class Outbox:
+    """Batches on disk until acknowledged; ``pending()`` lists them oldest first.
+
+    Opening a folder reads every batch file left there (by a previous run) and moves the ones
+    that cannot be read to ``corrupt/`` with a log line, so a damaged file never stops a worker.
+    """
+
+    def __init__(self, directory: str | os.PathLike):
+        self.dir = Path(directory)
+        self.rejected_dir = self.dir / "rejected"
+        self.corrupt_dir = self.dir / "corrupt"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._entries: dict[str, Entry] = {}
+        self._scan()
+
+    # --- reading ------------------------------------------------------------------------
+    def _scan(self) -> None:
+        for path in sorted(self.dir.iterdir()):
+            if not path.is_file():
+                continue
+            if path.name.startswith(".") and path.name.endswith(".tmp"):
+                path.unlink(missing_ok=True)  # an interrupted atomic write: the batch was never acked or sent
+                continue
+            batch = self._read(path)
+            if batch is not None:
+                self._entries[batch.batch_id] = Entry(batch.batch_id, batch.games, batch.positions, batch.created)
+        self._entries = dict(sorted(self._entries.items(), key=lambda kv: (kv[1].created, kv[0])))
+        if self._entries:
+            games = sum(e.games for e in self._entries.values())
+            log.info("outbox %s: %d batch(es) with %d games left to send", self.dir, len(self._entries), games)
+
+    def _read(self, path: Path) -> Batch | None:
+        """The batch in ``path``, or None after moving an unusable file to ``corrupt/``."""
+        try:
+            if not path.name.endswith(SUFFIX):
+                raise OutboxError(f"unexpected file (batch files end in {SUFFIX})")
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise OutboxError(f"{path.stat().st_size} bytes, above {MAX_FILE_BYTES}")
+            batch = Batch.from_bytes(path.read_bytes())
+            if path.name != batch.batch_id + SUFFIX:
+                raise OutboxError(f"holds batch {batch.batch_id!r}, which does not match its file name")
+            return batch
+        except (OutboxError, OSError) as e:
+            self._quarantine(path, str(e))
+            return None
+
+    def _quarantine(self, path: Path, reason: str) -> None:
+        self.corrupt_dir.mkdir(exist_ok=True)
+        target = self.corrupt_dir / path.name
+        log.error("outbox file %s is unusable (%s): moved to %s, it will not be sent", path, reason, target)
+        try:
+            os.replace(path, target)
+        except OSError as e:
+            log.error("could not move %s aside: %s", path, e)
+
+    def pending(self) -> list[str]:
+        """Batch ids waiting for an ack, oldest first."""
+        return list(self._entries)
+
+    def get(self, batch_id: str) -> Batch | None:
+        """The batch (read from disk), or None when it is gone or was found corrupt (moved aside, logged)."""
+        if batch_id not in self._entries:
+            return None
+        batch = self._read(self.path(batch_id))
+        if batch is None:
+            self._entries.pop(batch_id, None)
+        return batch
+
+    def path(self, batch_id: str) -> Path:
+        return self.dir / (batch_id + SUFFIX)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, batch_id: object) -> bool:
+        return batch_id in self._entries
+
+    @property
+    def games(self) -> int:
+        """Games in the batches waiting for an ack."""
+        return sum(e.games for e in self._entries.values())
+
+    # --- writing ------------------------------------------------------------------------
+    def put(self, batch: Batch) -> None:
+        """Write ``batch`` durably (atomic, fsynced) before anyone sends it."""
+        if not _ID.match(batch.batch_id):
+            raise OutboxError(f"batch id {batch.batch_id!r} is not an id")
+        if not batch.created:
+            batch = replace(batch, created=time.time())
+        atomic_write(self.path(batch.batch_id), batch.to_bytes())
+        self._entries[batch.batch_id] = Entry(batch.batch_id, batch.games, batch.positions, batch.created)
+
+    def ack(self, batch_id: str) -> bool:
+        """The broker stored ``batch_id``: delete its file. False when it was not (or no longer) here."""
+        entry = self._entries.pop(batch_id, None)
+        self.path(batch_id).unlink(missing_ok=True)
+        return entry is not None
+
+    def reject(self, batch_id: str, reason: str) -> Path | None:
+        """The broker refused ``batch_id`` for good: move it to ``rejected/`` beside a note of the reason."""
+        if self._entries.pop(batch_id, None) is None:
+            return None
+        self.rejected_dir.mkdir(exist_ok=True)
+        target = self.rejected_dir / (batch_id + SUFFIX)
+        os.replace(self.path(batch_id), target)
+        (self.rejected_dir / f"{batch_id}.txt").write_text(reason + "\n")
+        return target

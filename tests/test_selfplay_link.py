@@ -1,0 +1,178 @@
+"""The worker's BrokerLink against a scripted broker: real ZeroMQ ROUTER and PUB sockets in the
+test, answering each request as the test says, so every reply path is exercised exactly:
+acks, refusals, storage trouble, a broker that forgot the worker, silence, announcements."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+import zmq
+
+from azgo_core import protocol as P
+from azgo_core.config import load_settings
+from azgo_selfplay.link import MAX_IN_FLIGHT, BrokerLink
+from azgo_selfplay.outbox import Batch, Outbox
+
+SHA = hashlib.sha256(b"model").hexdigest()
+
+
+def model(generation: int) -> P.ModelInfo:
+    return P.ModelInfo(generation=generation, sha256=SHA, size=5)
+
+
+class ScriptedBroker:
+    """The broker's two sockets; ``expect`` pumps the link until a request arrives."""
+
+    def __init__(self, link_factory):
+        self.ctx = zmq.Context.instance()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.linger = 0
+        self.pub = self.ctx.socket(zmq.XPUB)  # a PUB that shows us the subscriptions arriving
+        self.pub.linger = 0
+        router_port = self.router.bind_to_random_port("tcp://127.0.0.1")
+        pub_port = self.pub.bind_to_random_port("tcp://127.0.0.1")
+        self.link = link_factory(router_port, pub_port)
+
+    def expect(self, kind: type[P.Message], timeout: float = 10.0):
+        """The next request (skipping heartbeats unless asked for): (identity, message, blobs)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.link.pump(0.0)
+            if self.router.poll(10):
+                identity, header, *blobs = self.router.recv_multipart()
+                msg = P.decode(header, blobs=len(blobs))
+                if isinstance(msg, kind):
+                    return identity, msg, blobs
+                if not isinstance(msg, P.Heartbeat):
+                    raise AssertionError(f"expected {kind.__name__}, got {msg.type}")
+                self.reply(identity, msg, P.HeartbeatAck(model=None))
+        raise AssertionError(f"no {kind.__name__} within {timeout} s")
+
+    def reply(self, identity: bytes, request: P.Message, answer: P.Message, blobs=()) -> None:
+        self.router.send_multipart([identity, P.encode(answer.model_copy(update={"rid": request.rid})), *blobs])
+
+    def welcome(self, current: P.ModelInfo | None = None) -> bytes:
+        identity, hello, _ = self.expect(P.Hello)
+        self.reply(identity, hello, P.Welcome(broker_id="test", model=current, heartbeat_interval=0.05, liveness=4))
+        self.pump_until(lambda: self.link.welcomed, "the welcome")
+        return identity
+
+    def pump_until(self, predicate, what: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            self.link.pump(0.01)
+
+    def close(self) -> None:
+        self.link.close()
+        self.router.close()
+        self.pub.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    box = Outbox(tmp_path / "outbox")
+
+    def make(router_port, pub_port):
+        settings = load_settings(None, broker={"router_port": router_port, "pub_port": pub_port, "http_port": 0},
+                                 distributed={"heartbeat_interval": 0.05, "liveness": 4, "request_timeout": 1.0,
+                                              "reconnect_min": 0.05, "reconnect_max": 0.2}, board={"size": 5})
+        hello = P.Hello(worker_id="w1", board_size=5)
+        link = BrokerLink(settings, hello, box, lambda: {"state": P.WorkerState.ACTIVE, "generation": 0, "games_total": 3})
+        link.start()
+        return link
+
+    b = ScriptedBroker(make)
+    b.outbox = box
+    yield b
+    b.close()
+
+
+def put(box: Outbox, n: int) -> str:
+    box.put(Batch(batch_id=f"w1-{n}", worker_id="w1", games=2, positions=9, generations=(0,), blob=b"B%d" % n, created=n))
+    return f"w1-{n}"
+
+
+def test_welcome_resends_the_outbox_and_acks_delete_files(broker):
+    ids = [put(broker.outbox, n) for n in range(1, 3)]
+    broker.welcome(model(2))
+    assert broker.link.newest.generation == 2
+    for batch_id in ids:  # oldest first, with the file's fields
+        identity, submit, blobs = broker.expect(P.SubmitBatch)
+        assert (submit.batch_id, submit.games, submit.positions, submit.generations, blobs) == \
+            (batch_id, 2, 9, [0], [broker.outbox.get(batch_id).blob])
+        broker.reply(identity, submit, P.BatchAck(batch_id=batch_id, duplicate=batch_id == ids[1], seq=0))
+    broker.pump_until(lambda: len(broker.outbox) == 0, "both acks")
+    assert (broker.link.acked, broker.link.duplicates) == (2, 1)
+
+
+def test_heartbeats_carry_the_workers_figures_and_acks_announce_models(broker):
+    put(broker.outbox, 1)
+    broker.welcome()
+    identity, beat, _ = broker.expect(P.Heartbeat)
+    assert (beat.worker_id, beat.state, beat.generation, beat.games_total, beat.outbox) == ("w1", "Active", 0, 3, 1)
+    broker.reply(identity, beat, P.HeartbeatAck(model=model(5)))
+    broker.pump_until(lambda: broker.link.newest is not None, "the model from the heartbeat ack")
+    assert broker.link.newest.generation == 5
+    # PUB drops messages to subscribers still joining: wait until the subscription has arrived
+    broker.pump_until(lambda: broker.pub.poll(0) and broker.pub.recv() == b"\x01" + P.ANNOUNCE_TOPIC, "the subscription")
+    broker.pub.send_multipart([P.ANNOUNCE_TOPIC, P.encode(P.Announce(model=model(7)))])
+    broker.pub.send_multipart([P.ANNOUNCE_TOPIC, P.encode(P.Announce(model=model(6)))])  # older: never adopted
+    broker.pump_until(lambda: broker.link.newest.generation == 7, "the announcement")
+
+
+def test_refused_batches_are_set_aside_and_storage_trouble_retried(broker):
+    bad, wrong, later = put(broker.outbox, 1), put(broker.outbox, 2), put(broker.outbox, 3)
+    broker.welcome()
+    answers = {bad: P.ErrorCode.BAD_BATCH, wrong: P.ErrorCode.WRONG_GENERATION, later: P.ErrorCode.STORAGE}
+    for _ in range(3):
+        identity, submit, _ = broker.expect(P.SubmitBatch)
+        broker.reply(identity, submit, P.Error(code=answers[submit.batch_id], message="no"))
+    identity, submit, _ = broker.expect(P.SubmitBatch)  # only the STORAGE one comes back
+    assert submit.batch_id == later
+    broker.reply(identity, submit, P.BatchAck(batch_id=later, duplicate=False, seq=1))
+    broker.pump_until(lambda: len(broker.outbox) == 0, "the retried batch's ack")
+    assert sorted(p.name for p in broker.outbox.rejected_dir.glob("*.batch")) == [f"{bad}.batch", f"{wrong}.batch"]
+    assert broker.link.rejected == 2
+
+
+def test_unknown_worker_says_hello_again_then_resends(broker):
+    broker.welcome()
+    batch_id = put(broker.outbox, 1)
+    broker.link.enqueue(batch_id)
+    identity, submit, _ = broker.expect(P.SubmitBatch)
+    broker.reply(identity, submit, P.Error(code=P.ErrorCode.UNKNOWN_WORKER, message="restarted"))
+    broker.welcome()  # a second hello on the same connection
+    identity, submit, _ = broker.expect(P.SubmitBatch)
+    assert submit.batch_id == batch_id
+    broker.reply(identity, submit, P.BatchAck(batch_id=batch_id, duplicate=False, seq=0))
+    broker.pump_until(lambda: len(broker.outbox) == 0, "the ack after the second hello")
+
+
+def test_silence_means_reconnect_and_hello_on_a_new_connection(broker):
+    first = broker.welcome()
+    broker.expect(P.Heartbeat)  # never answered: heartbeats go unanswered past liveness (0.2 s)
+    second = broker.welcome()
+    assert second != first  # a fresh DEALER socket
+    assert broker.link.reconnects == 1
+
+
+def test_at_most_a_few_batches_in_flight(broker):
+    for n in range(MAX_IN_FLIGHT + 2):
+        put(broker.outbox, n)
+    broker.welcome()
+    got = [broker.expect(P.SubmitBatch) for _ in range(MAX_IN_FLIGHT)]
+    deadline = time.monotonic() + 0.3
+    while time.monotonic() < deadline:
+        broker.link.pump(0.01)
+        if broker.router.poll(0):
+            identity, header, *_ = broker.router.recv_multipart()
+            beat = P.decode(header)
+            assert beat.type == "heartbeat"  # no fifth batch before an ack
+            broker.reply(identity, beat, P.HeartbeatAck(model=None))
+    identity, submit, _ = got[0]
+    broker.reply(identity, submit, P.BatchAck(batch_id=submit.batch_id, duplicate=False, seq=0))
+    assert broker.expect(P.SubmitBatch)[1].batch_id == f"w1-{MAX_IN_FLIGHT}"
