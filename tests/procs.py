@@ -104,6 +104,14 @@ def get_text(url: str, timeout: float = 2.0) -> str:
         return r.read().decode()
 
 
+def clean_environ() -> dict[str, str]:
+    """os.environ without AZGO_* settings overrides, so a developer's exports never reach the tests' services."""
+    def setting(key: str) -> bool:
+        return key.startswith("AZGO_") and ("__" in key or key in ("AZGO_CONFIG", "AZGO_WORKER_ID"))
+
+    return {k: v for k, v in os.environ.items() if not setting(k)}
+
+
 class Service:
     """One service process (``python -m azgo_<name>``) with its log in ``log_path``."""
 
@@ -111,7 +119,7 @@ class Service:
         self.name = name
         self.log_path = Path(log_dir) / f"{tag or name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {**clean_environ(), "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", f"azgo_{name}", "--config", str(config), *args],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=full_env)

@@ -110,10 +110,10 @@ def test_call_gives_up_only_when_told(port):
 
 
 def test_async_mode_reports_overdue_requests(port):
-    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=0.2)
+    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=1.0)
     client.send(P.GetModel())
-    assert not client.overdue()
-    assert client.poll(0.3) == []
+    assert not client.overdue()  # a second of margin against a stalled machine
+    assert client.poll(1.2) == []
     assert client.overdue()
     client.connect()
     assert not client.overdue()

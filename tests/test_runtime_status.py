@@ -7,7 +7,7 @@ import argparse
 from procs import free_ports
 from rich.console import Console
 
-from azgo_runtime.status import StatusUnavailable, fetch_status, main, render
+from azgo_runtime.status import StatusUnavailable, default_url, fetch_status, main, render
 
 STATUS = {
     "model": {"generation": 4, "sha256": "ab" * 32},
@@ -43,6 +43,16 @@ def test_table_shows_every_worker_state_generation_and_errors():
 
 def test_no_workers_yet():
     assert "no workers have said hello yet" in text_of(render({"workers": [], "model": None}))
+
+
+def test_default_address_follows_the_config(tmp_path, monkeypatch):
+    monkeypatch.delenv("AZGO_BROKER__HTTP_PORT", raising=False)
+    config = tmp_path / "azgo.yaml"
+    config.write_text("broker: {http_port: 9233}\n")
+    assert default_url(str(config)) == "http://127.0.0.1:9233"
+    monkeypatch.setenv("AZGO_BROKER__HTTP_PORT", "9234")  # the same overrides as the services
+    assert default_url(str(config)) == "http://127.0.0.1:9234"
+    assert default_url(str(tmp_path / "missing.yaml")) == "http://127.0.0.1:9100"
 
 
 def test_unreachable_broker_is_a_clear_error(capsys):

@@ -83,6 +83,11 @@ def test_worker_weights_and_even_balancing(tmp_path):
         ({"broker": {"router_port": 7000, "pub_port": 7000}}, {}, "ports must differ"),
         ({"learner": {"min_samples_per_position": 9, "max_samples_per_position": 4}}, {}, "learner"),
         ({"nonsense": {}}, {}, "nonsense"),
+        ({"self_play": {"device": "cuda:x"}}, {}, "self_play.device"),
+        ({}, {"AZGO_LEARNER__DEVICE": "gpu"}, "learner.device"),
+        ({"broker": {"bind": "every-interface"}}, {}, "broker.bind"),
+        ({"distributed": {"broker_host": "http://broker:5555"}}, {}, "distributed.broker_host"),
+        ({"distributed": {"workers": [{"host": "me@gpu1"}]}}, {}, "distributed.workers.0.host"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path, monkeypatch, data, env, path_in_message):

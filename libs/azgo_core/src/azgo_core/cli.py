@@ -162,8 +162,9 @@ def _runtime_command(module: str, name: str):
 def add_runtime(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="the worker table from the broker's /status",
                        description="Show the broker's workers (Active / Syncing / Error / Offline), games/s, model generation.")
-    p.add_argument("--url", default=os.environ.get("AZGO_STATUS_URL", "http://127.0.0.1:9100"),
-                   help="broker HTTP address (default: $AZGO_STATUS_URL or http://127.0.0.1:9100)")
+    p.add_argument("--url", default=os.environ.get("AZGO_STATUS_URL"),
+                   help="broker HTTP address (default: $AZGO_STATUS_URL, else broker.http_port of --config on this host)")
+    p.add_argument("--config", default=os.environ.get("AZGO_CONFIG", "configs/azgo.yaml"), help="YAML config file")
     p.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
                    help="refresh every SECONDS (default 2) until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print the raw /status JSON")

@@ -40,6 +40,10 @@ class ConfigError(ValueError):
     """A config file or value that cannot be used; the message names every bad field."""
 
 
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
+HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:]+\]?$"
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -92,7 +96,7 @@ class SelfPlay(_Section):
     """Games a worker plays at once; their leaves share one network batch."""
     batch_size: int = Field(32, ge=1, le=4096)
     """Largest network batch (leaves beyond it go to a second call in the same step)."""
-    device: str = "auto"
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
     """torch device for the network: auto (cuda when present, else cpu), cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
     """CPU threads for torch in a worker."""
@@ -124,7 +128,7 @@ class Train(_Section):
 class Learner(_Section):
     data_dir: str = "data/learner"
     """Checkpoints, TensorBoard logs and the learner's metrics log."""
-    device: str = "auto"
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
     """torch device for training: auto, cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
     """CPU threads for torch in the learner."""
@@ -162,6 +166,15 @@ class Learner(_Section):
 class Broker(_Section):
     bind: str = "127.0.0.1"
     """Address the broker's sockets bind to (0.0.0.0 for every interface)."""
+
+    @field_validator("bind")
+    @classmethod
+    def _ip_address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(f"must be an IP address of this machine (127.0.0.1, 0.0.0.0, ::), got {v!r}") from None
+        return v
     router_port: int = Field(5555, ge=1, le=65535)
     """ZeroMQ ROUTER port: requests from workers and the learner."""
     pub_port: int = Field(5556, ge=1, le=65535)
@@ -183,7 +196,7 @@ class Broker(_Section):
 
 
 class WorkerHost(_Section):
-    host: str = Field(min_length=1)
+    host: str = Field(pattern=HOST_PATTERN)
     """Host name or address of a GPU machine (deploy)."""
     user: str | None = None
     """SSH user (default: yours)."""
@@ -196,14 +209,16 @@ class WorkerHost(_Section):
 
 
 class Distributed(_Section):
-    broker_host: str = "127.0.0.1"
-    """Where workers and the learner reach the broker."""
+    broker_host: str = Field("127.0.0.1", pattern=HOST_PATTERN)
+    """Where workers and the learner reach the broker (host name or address)."""
     workers: list[WorkerHost] = []
     """Remote self-play hosts (make deploy)."""
     compression: bool = True
     """lz4-compress game batches on the wire."""
     batch_size: int = Field(100, ge=1, le=10_000)
     """Games per transfer from a worker to the broker."""
+    batch_max_wait: float = Field(60.0, ge=0)
+    """Seconds a finished game may wait for its batch to fill before a smaller batch goes (0: always full batches)."""
     sync_interval: int = Field(16, ge=0)
     """Finished games between a worker's explicit model checks (0: only announcements)."""
     load_balancing: Literal["weighted", "even"] = "weighted"
@@ -242,7 +257,7 @@ class Distributed(_Section):
 
 
 class Run(_Section):
-    selfplay_workers: int = Field(1, ge=0, le=64)
+    selfplay_workers: int = Field(2, ge=0, le=64)
     """Self-play processes `make run` starts on this machine."""
     progress_interval: float = Field(5.0, gt=0)
     """Seconds between progress lines."""

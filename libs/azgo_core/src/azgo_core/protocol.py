@@ -35,6 +35,7 @@ PROTOCOL_VERSION = 1
 ANNOUNCE_TOPIC = b"model"
 MAX_HEADER_BYTES = 64 * 1024  # headers carry only control fields; blobs travel in their own frames
 MAX_ID_LEN = 128
+MAX_SAMPLES_BYTES = 64 << 20  # most bytes one Samples reply may be asked for
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=r"^[A-Za-z0-9_.:@-]+$")]
 Text = Annotated[str, Field(max_length=4096)]
@@ -137,7 +138,7 @@ class GetSamples(Message):
     """Sequence number of the last stored batch the learner has (-1: none)."""
     window: int = Field(ge=1)
     """Return at most the batches holding the last ``window`` positions."""
-    max_bytes: int = Field(16 << 20, ge=1 << 10)
+    max_bytes: int = Field(16 << 20, ge=1 << 10, le=MAX_SAMPLES_BYTES)
     """Stop adding batches past this many bytes (at least one is always sent)."""
 
 
@@ -293,7 +294,7 @@ def decode(frame: bytes, blobs: int | None = None) -> Message:
     if data["v"] != PROTOCOL_VERSION or type(data["v"]) is not int:
         raise ProtocolError(ErrorCode.BAD_VERSION, f"protocol version {data['v']!r}, this peer speaks {PROTOCOL_VERSION}", rid)
     kind = data.get("type")
-    if kind not in _ADAPTERS:
+    if not isinstance(kind, str) or kind not in _ADAPTERS:
         raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}", rid)
     try:
         message = _ADAPTERS[kind].validate_python(data)

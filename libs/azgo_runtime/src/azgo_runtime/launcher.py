@@ -5,8 +5,8 @@ workers (ids ``local-1`` ...), all reading the same config file, data under the 
 dirs (``./data`` by default) and logs in ``data/logs/``. Every ``run.progress_interval`` seconds
 it prints one progress line built from the broker's /status and /metrics:
 
-    [00:04:10] games 212 (0.81/s, 2,916/h)  positions 16,120 (61/s)  gen 000003 (1m02s ago)  loss 3.412
-               step 150  workers active 1/1  sync 0.21s  net in 4.1 kB/s
+    [00:04:10] games 412 played (1.10/s, 3,960/h) 400 stored  positions 36,120 stored (131/s)
+               gen 000003 (1m02s ago)  step 150 loss 3.412  workers active 2/2  sync 0.21s  net in 4.1 kB/s
 
 A child that dies is restarted (with back-off) and reported. Ctrl-C (or SIGTERM) stops the
 workers first (they put finished games in their outbox and deliver it), then the learner (it
@@ -19,6 +19,7 @@ then stops them in that order. ``data/run.pid`` guards against two runs on one d
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import signal
@@ -38,6 +39,16 @@ log = logging.getLogger("azgo.run")
 
 STARTUP_TIMEOUT = 120.0  # seconds for the broker's first /healthz (first start compiles numba kernels)
 STOP_TIMEOUT = 30.0  # seconds each child gets to stop before SIGKILL
+EXIT_USAGE = 2  # a service's exit status for a bad config or a refused start: restarting cannot help
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the launcher dies, however it dies (Linux)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: children outlive a killed launcher; its pid file says so
 
 
 @dataclass
@@ -55,7 +66,8 @@ class Child:
     def start(self, env: dict) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -71,6 +83,11 @@ class Child:
             log.warning("%s did not stop within %.0f s: killing it", self.name, timeout)
             self.proc.kill()
             return self.proc.wait()
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -119,16 +136,16 @@ class Progress:
             return f"[{_fmt_clock(now - self.t0)}] {e}"
         totals = status.get("totals", {})
         games, positions, bytes_in = totals.get("games", 0), totals.get("positions", 0), totals.get("bytes_in", 0)
+        net = 0.0
         if self.prev:
-            dt = max(1e-6, now - self.prev[0])
-            old = self.prev[1]
-            g_rate = (games - old.get("games", 0)) / dt
-            p_rate = (positions - old.get("positions", 0)) / dt
-            net = (bytes_in - old.get("bytes_in", 0)) / dt
-        else:
-            rates = status.get("rates", {})
-            g_rate, p_rate, net = rates.get("games_per_s", 0.0), rates.get("positions_per_s", 0.0), 0.0
+            net = (bytes_in - self.prev[1].get("bytes_in", 0)) / max(1e-6, now - self.prev[0])
         self.prev = (now, totals)
+        # self-play rates from the workers' heartbeats (a sliding window there): the stored totals
+        # move in steps of distributed.batch_size games, the workers' figures move smoothly
+        workers = [w for w in status.get("workers", []) if w.get("state") != "Offline"]
+        played = sum(w.get("games_total", 0) for w in status.get("workers", []))
+        g_rate = sum(w.get("games_per_s", 0.0) for w in workers)
+        p_rate = sum(w.get("positions_per_s", 0.0) for w in workers)
         model = status.get("model") or {}
         gen = model.get("generation")
         if gen is not None and (self.gen_seen is None or self.gen_seen[0] != gen):
@@ -137,8 +154,8 @@ class Progress:
         active = status.get("workers_by_state", {}).get("Active", 0)
         parts = [
             f"[{_fmt_clock(now - self.t0)}]",
-            f"games {games:,} ({g_rate:.2f}/s, {g_rate * 3600:,.0f}/h)",
-            f"positions {positions:,} ({p_rate:,.0f}/s)",
+            f"games {played:,} played ({g_rate:.2f}/s, {g_rate * 3600:,.0f}/h) {games:,} stored",
+            f"positions {positions:,} stored ({p_rate:,.0f}/s)",
             f"gen {'-' if gen is None else f'{gen:06d}'}"
             + (f" ({_fmt_age(now - self.gen_seen[1])} ago)" if self.gen_seen else ""),
         ]
@@ -206,8 +223,10 @@ class Launcher:
             if not self.broker.alive():
                 log.error("the broker exited with status %s:\n%s", self.broker.proc.returncode, self.broker.tail())
                 return False
-            if time.monotonic() > deadline or self.stop.wait(0.2):
-                log.error("the broker did not become healthy at %s/healthz", self.url)
+            if self.stop.wait(0.2):
+                return False
+            if time.monotonic() > deadline:
+                log.error("the broker did not become healthy at %s/healthz within %.0f s", self.url, STARTUP_TIMEOUT)
                 return False
         log.info("broker healthy at %s; starting the learner and %d self-play worker(s) (logs in %s)",
                  self.url, len(self.workers), self.logs)
@@ -215,48 +234,70 @@ class Launcher:
             child.start(self.env)
         return True
 
-    def supervise(self) -> None:
-        """Restart children that died (with back-off), reporting each death with its log tail."""
+    def supervise(self) -> bool:
+        """Restart children that died (with back-off), reporting each death with its log tail.
+
+        A child that exits 0 has finished its work (``self_play.games_per_worker``) and one that
+        exits 2 refused to start (bad config, an id in use): neither is restarted. Returns False
+        when the run cannot go on (the broker refused to start).
+        """
         now = time.monotonic()
         for child in (self.broker, self.learner, *self.workers):
-            if child.alive() or child.proc is None:
+            if child.alive() or child.proc is None or child.restart_at < 0:
                 continue
-            if child.restart_at == 0.0:
+            code = child.proc.returncode
+            if code in (0, EXIT_USAGE):
+                child.restart_at = -1.0  # never again
+                if code == 0:
+                    log.info("%s finished (exit status 0); not restarting it", child.name)
+                else:
+                    log.error("%s refused to start (exit status 2); not restarting it. Log tail:\n%s", child.name, child.tail())
+                    if child is self.broker:
+                        return False
+            elif child.restart_at == 0.0:
                 delay = child.backoff.delay()
-                log.error("%s exited with status %s; restarting in %.0f s. Log tail:\n%s",
-                          child.name, child.proc.returncode, delay, child.tail())
+                log.error("%s exited with status %s; restarting in %.0f s. Log tail:\n%s", child.name, code, delay, child.tail())
                 child.restart_at = now + delay
             elif now >= child.restart_at:
                 child.restart_at = 0.0
                 child.restarts += 1
                 child.start(self.env)
+        return True
 
     def shutdown(self) -> None:
         """Workers, then the learner, then the broker, each given time to stop cleanly."""
         log.info("stopping: self-play workers, then the learner, then the broker")
-        for child in self.workers:  # all at once: they flush their outboxes in parallel
-            if child.alive():
-                child.proc.send_signal(signal.SIGTERM)
-        for child in self.workers:
-            child.stop()
-        self.learner.stop()
-        self.broker.stop()
+        try:
+            for child in self.workers:  # all at once: they flush their outboxes in parallel
+                if child.alive():
+                    child.proc.send_signal(signal.SIGTERM)
+            for child in self.workers:
+                child.stop()
+            self.learner.stop()
+            self.broker.stop()
+        finally:  # whatever interrupted the orderly stop, no child outlives the launcher
+            self.kill_all()
         try:
             self.pidfile.unlink()
         except FileNotFoundError:
             pass
         log.info("stopped; `make run` again resumes from here")
 
+    def kill_all(self) -> None:
+        for child in (*self.workers, self.learner, self.broker):
+            child.kill()
+
     def run(self, duration: float | None) -> int:
         self.claim()
         try:
             if not self.start():
-                return 1
+                return 0 if self.stop.is_set() else 1
             progress = Progress(self.url, len(self.workers))
             end = None if duration is None else time.monotonic() + duration
             interval = self.settings.run.progress_interval
             while not self.stop.wait(interval):
-                self.supervise()
+                if not self.supervise():
+                    return 1
                 print(progress.line(), flush=True)
                 if end is not None and time.monotonic() >= end:
                     break
@@ -272,5 +313,17 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if settings.broker.http_port == 0:
+        print("error: broker.http_port is 0 (any free port): `azgo run` needs a fixed port to follow the broker; "
+              "set broker.http_port", file=sys.stderr)
+        return 2
     workers = settings.run.selfplay_workers if args.workers is None else args.workers
-    return Launcher(settings, args.config, workers, StopFlag()).run(args.duration)
+    stop = StopFlag()
+    launcher = Launcher(settings, args.config, workers, stop)
+
+    def force() -> None:
+        log.warning("second stop signal: killing every process now")
+        launcher.kill_all()
+
+    stop.on_repeat = force
+    return launcher.run(args.duration)

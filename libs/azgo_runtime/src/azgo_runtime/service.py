@@ -19,19 +19,30 @@ from azgo_core.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_se
 EXIT_CONFIG = 2
 
 
-class StopFlag:
-    """Set by SIGINT or SIGTERM (or ``set()``); loops check it between units of work."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, install: bool = True):
+
+class StopFlag:
+    """Set by SIGINT, SIGTERM or SIGHUP (or ``set()``); loops check it between units of work.
+
+    A repeated signal calls ``on_repeat`` when given (the launcher kills its children then)
+    and is otherwise ignored: a service that is already stopping finishes its step and its
+    checkpoint rather than being cut half-way (SIGKILL remains for that).
+    """
+
+    def __init__(self, install: bool = True, on_repeat=None):
         self._event = threading.Event()
         self.signal: int | None = None
+        self.on_repeat = on_repeat
         if install:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 signal.signal(sig, self._handle)
 
     def _handle(self, signum, frame) -> None:
-        if self._event.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        if self._event.is_set():
+            if self.on_repeat is not None:
+                self.on_repeat()
+            return
         self.signal = signum
         self._event.set()
 

@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from rich.console import Console, Group
 from rich.table import Table
@@ -67,7 +68,7 @@ def render(status: dict) -> Group:
     states = "  ".join(f"{s} {by_state.get(s, 0)}" for s in ("Active", "Syncing", "Error", "Offline"))
     table = Table(title=f"workers: {states}", title_justify="left", expand=False)
     for col in ("worker", "host", "state", "gen", "games", "games/s", "evals/s", "outbox", "last seen"):
-        table.add_column(col, justify="left" if col in ("worker", "host", "state") else "right")
+        table.add_column(col, justify="left" if col in ("worker", "host", "state") else "right", no_wrap=True)
     workers = status.get("workers", [])
     for w in workers:
         state = w.get("state", "?")
@@ -85,8 +86,24 @@ def render(status: dict) -> Group:
     return Group(*parts)
 
 
+def default_url(config: str | None) -> str:
+    """The broker's HTTP address on this host, from the config's broker section (9100 without one)."""
+    from azgo_core.config import ConfigError, load_settings
+
+    try:
+        broker = load_settings(config).broker if config and Path(config).exists() else None
+    except ConfigError:
+        broker = None
+    port = broker.http_port if broker and broker.http_port else 9100
+    host = broker.bind if broker and broker.bind not in ("0.0.0.0", "::") else "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
 def main(args: argparse.Namespace) -> int:
-    console = Console()
+    if not args.url:
+        args.url = default_url(getattr(args, "config", None))
+    # piped or captured output gets a wide table rather than rich's 80-column fallback
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     if args.watch is None:
         try:
             status = fetch_status(args.url)

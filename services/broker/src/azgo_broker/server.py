@@ -191,6 +191,11 @@ class Broker:
             log.warning("bad request from %s: %s", identity.hex(), e)
             self.send(identity, P.error_reply(e))
             return
+        except Exception as e:  # a decoder bug must cost one error reply, never the broker
+            self.metrics.messages.labels("invalid").inc()
+            log.exception("undecodable request from %s", identity.hex())
+            self.send(identity, P.Error(code=P.ErrorCode.BAD_MESSAGE, message=f"undecodable header: {type(e).__name__}: {e}"))
+            return
         handler = self.handlers.get(type(msg))
         if handler is None:
             self.metrics.messages.labels("invalid").inc()

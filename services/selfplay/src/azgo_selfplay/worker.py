@@ -11,12 +11,12 @@ never idle behind a slow ack.
     Error      the runner or model raised; the text is in every heartbeat until the worker has
                backed off and rebuilt its runner (games in progress are dropped, never sent)
 
-Finished games collect in ``pending``; every ``distributed.batch_size`` of them become one
-batch, written to the outbox (``outbox.py``) before it is sent. A newer generation (from an
-announcement, a heartbeat ack, a welcome, or the explicit check every
-``distributed.sync_interval`` finished games) is fetched, verified against its sha256 and
-swapped in between steps: games continue with the new network. A worker never goes back to
-an older generation.
+Finished games collect in ``pending``; every ``distributed.batch_size`` of them (or fewer,
+once the oldest has waited ``distributed.batch_max_wait`` seconds) become one batch, written
+to the outbox (``outbox.py``) before it is sent. A newer generation (from an announcement, a
+heartbeat ack, a welcome, or the explicit check every ``distributed.sync_interval`` finished
+games) is fetched, verified against its sha256 and swapped in between steps: games continue
+with the new network. A worker never goes back to an older generation.
 
 Custom workers subclass ``SelfPlayWorker`` and override its hooks, e.g. to ship only long
 games (see services/selfplay/examples/custom_worker.py for a complete one)::
@@ -99,6 +99,7 @@ class SelfPlayWorker:
         self.state, self.error = P.WorkerState.SYNCING, ""
         self.generation, self.evaluate, self.runner = -1, None, None
         self.pending: list[GameRecord] = []
+        self.pending_since = 0.0  # when the oldest pending game finished (monotonic)
         self.games_finished = self.games_total = self.positions_total = self.nn_evals_total = 0
         self.batches_made = self.rebuilds = 0
         self._evals_seen = self._since_check = 0
@@ -227,18 +228,26 @@ class SelfPlayWorker:
         self._since_check += len(finished)
         sync = self.settings.distributed.sync_interval
         if sync and self._since_check >= sync:
+            # an explicit check costs one heartbeat: its ack names the current model, and only
+            # a newer one is then fetched (announcements usually bring the news first)
             self._since_check = 0
-            self.link.request_model()
+            self.link.heartbeat_now()
         kept = self.on_games_finished(finished)
         if kept is None:
             raise TypeError(f"{type(self).__name__}.on_games_finished returned None; return the records to ship")
         kept = list(kept)
+        if kept and not self.pending:
+            self.pending_since = time.monotonic()
         self.pending.extend(kept)
         self.games_total += len(kept)
         self.positions_total += sum(r.num_moves for r in kept)
         while len(self.pending) >= self.settings.distributed.batch_size:
             self._flush(self.settings.distributed.batch_size)
             self.error_backoff.reset()  # a whole batch since the last exception: healthy again
+        # a slow worker (a CPU, a big board) ships what it has rather than hold games for long
+        wait = self.settings.distributed.batch_max_wait
+        if wait and self.pending and time.monotonic() - self.pending_since >= wait:
+            self._flush(len(self.pending))
 
     def _flush(self, n: int) -> None:
         """Put the first ``n`` pending games into a batch: outbox first (durable), then the send queue."""
@@ -249,6 +258,7 @@ class SelfPlayWorker:
                       blob=encode_batch(records, compress=self.settings.distributed.compression), created=time.time())
         self.outbox.put(batch)
         del self.pending[:n]  # only now: a failed write keeps them for the next try
+        self.pending_since = time.monotonic()
         self.batches_made += 1
         self.link.enqueue(batch.batch_id)
 
