@@ -75,19 +75,27 @@ def test_undecodable_and_oversized_batches(games):
 def test_liveness_offline_and_back():
     reg = WorkerRegistry(liveness_seconds=1.0)
     reg.hello(P.Hello(worker_id="a", board_size=5, host="h1"), now=0.0, wall=1000.0)
+    assert reg.get("a").state == P.WorkerState.SYNCING  # no model until its first heartbeat says so
     reg.hello(P.Hello(worker_id="l", board_size=5, role="learner"), now=0.5, wall=1000.0)
     worker, first = reg.heartbeat(P.Heartbeat(worker_id="a", generation=2, games_per_s=1.5), now=0.5)
-    assert worker.generation == 2 and first
+    assert worker.generation == 2 and first and worker.state == P.WorkerState.ACTIVE
     assert reg.heartbeat(P.Heartbeat(worker_id="a", generation=2), now=0.6)[1] is False  # observed once
     assert reg.heartbeat(P.Heartbeat(worker_id="nobody"), now=0.6) == (None, False)
     assert reg.purge(now=1.5) == []
     gone = reg.purge(now=1.7)
     assert [w.worker_id for w in gone] == ["a", "l"] and reg.by_state()["Offline"] == 1  # learner not counted
-    reg.touch("a", now=2.0)
+    reg.touch("a", now=2.0)  # any message: alive again, in the state it last reported
     assert reg.get("a").state == P.WorkerState.ACTIVE
-    reg.purge(now=3.1)
-    reg.hello(P.Hello(worker_id="a", board_size=5), now=4.0, wall=1004.0)
-    assert reg.get("a").state == P.WorkerState.ACTIVE and reg.get("a").joined == 1000.0
+    reg.heartbeat(P.Heartbeat(worker_id="a", state=P.WorkerState.SYNCING, generation=2), now=2.1)
+    reg.purge(now=3.2)
+    assert reg.get("a").state == P.WorkerState.OFFLINE
+    reg.touch("a", now=3.3)
+    assert reg.get("a").state == P.WorkerState.SYNCING  # not Active: Syncing was its last word
+    reg.heartbeat(P.Heartbeat(worker_id="a", state=P.WorkerState.ERROR, error="CUDA OOM"), now=3.4)
+    reg.hello(P.Hello(worker_id="a", board_size=5), now=4.0, wall=1004.0)  # it restarted: Error no more
+    assert reg.get("a").state == P.WorkerState.SYNCING and reg.get("a").joined == 1000.0
+    reg.touch("a", now=4.05)
+    assert reg.get("a").state == P.WorkerState.SYNCING and reg.get("a").error == ""
     reg.heartbeat(P.Heartbeat(worker_id="a", state=P.WorkerState.ERROR, error="CUDA OOM"), now=4.1)
     assert reg.by_state() == {"Active": 0, "Syncing": 0, "Error": 1, "Offline": 0}
     reg.purge(now=10.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 
 import pytest
 from broker_helpers import model_blob, tiny_settings
@@ -98,3 +99,18 @@ def test_reload_skips_unreadable_generations_and_temp_files(tmp_path, settings, 
     assert sorted(again.generations) == [0] and again.current_generation == 0
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "skipping generation 000001" in messages and "skipping generation 000003" in messages
+
+
+def test_start_removes_the_temp_files_of_interrupted_writes(tmp_path, settings, caplog):
+    reg = ModelRegistry(tmp_path, 5)
+    blob, sha = model_blob(settings, 0)
+    reg.publish(0, sha, blob)
+    (tmp_path / ".000001.safetensors.x1y2z3.tmp").write_bytes(blob[:100])  # a crash mid-publish
+    (tmp_path / ".000000.json.abc.tmp").write_text("{half")
+    (tmp_path / "notes.tmp").write_text("not ours: no leading dot")
+    with caplog.at_level(logging.INFO, logger="azgo.broker.models"):
+        again = ModelRegistry(tmp_path, 5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["000000.json", "000000.safetensors", "notes.tmp"]
+    assert again.current_generation == 0 and again.get() == (reg.current, blob)
+    removed = sorted(r.getMessage() for r in caplog.records if r.levelno == logging.INFO and "removed" in r.getMessage())
+    assert len(removed) == 2 and ".000000.json.abc.tmp" in removed[0] and ".000001.safetensors.x1y2z3.tmp" in removed[1]

@@ -316,7 +316,9 @@ def test_silent_worker_goes_offline_then_back_with_hello(broker):
     wait_for(lambda: state() == "Offline", liveness + 5, "the silent worker to go Offline")
     assert time.monotonic() - silent_since > liveness
     client.request(P.Hello(worker_id="quiet", board_size=5))
-    wait_for(lambda: state() == "Active", 5, "the worker to be Active after a new hello")
+    wait_for(lambda: state() == "Syncing", 5, "the worker to be back (Syncing) after a new hello")
+    client.request(P.Heartbeat(worker_id="quiet"))
+    wait_for(lambda: state() == "Active", 5, "the worker to be Active after its heartbeat")
     client.close()
 
 

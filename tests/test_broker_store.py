@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from azgo_broker.store import HEADER, GameStore, StoreError, segment_name
+from azgo_broker.store import HEADER, READERS, GameStore, StoreError, segment_name
 
 
 def fill(store: GameStore, sizes: list[int], prefix: str = "b") -> list[int]:
@@ -102,6 +102,69 @@ def test_corrupt_record_inside_an_older_segment_is_skipped(tmp_path, caplog):
     assert [e.batch_id for e in again.entries] == ["b1", "b2", "b3"]
     assert any("corrupt record" in r.getMessage() and segment_name(0) in r.getMessage() for r in caplog.records)
     again.close()
+
+
+def test_corrupt_record_inside_the_last_segment_keeps_the_later_batches(tmp_path, caplog):
+    store = GameStore(tmp_path)
+    for i in range(4):  # four acknowledged rounds, all in segment 0
+        fill(store, [5], prefix=f"r{i}-")
+    victim, last = store.entries[1], store.entries[-1]
+    store.close()
+    path = tmp_path / segment_name(0)
+    size = path.stat().st_size
+    with open(path, "r+b") as f:  # damage (a bad sector, a stray write), not a torn write
+        f.seek(victim.offset + HEADER.size + 5)
+        f.write(b"CORRUPTED")
+    with caplog.at_level(logging.WARNING, logger="azgo.broker.store"):
+        again = GameStore(tmp_path)
+    assert [e.batch_id for e in again.entries] == ["r0-0", "r2-0", "r3-0"]
+    assert path.stat().st_size == size  # nothing truncated
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and str(path) in errors[0] and f"offset {victim.offset}" in errors[0]
+    assert f"skipping {victim.length} bytes" in errors[0]
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert again.read_blob(again.entries[-1]) == b"blob-r3-0" * 10  # the later batches are served
+    assert [e.seq for e in again.window(-1, 1000, 1 << 20).entries] == [0, 2, 3]
+    # appends continue after the kept records, and a torn tail behind them is still cut
+    fill(again, [1], prefix="after")
+    torn = again.entries[-1]
+    again.close()
+    os.truncate(path, torn.offset + torn.length - 3)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="azgo.broker.store"):
+        third = GameStore(tmp_path)
+    assert [e.batch_id for e in third.entries] == ["r0-0", "r2-0", "r3-0"] and path.stat().st_size == torn.offset
+    assert any(r.levelno == logging.WARNING and "truncating the torn tail" in r.getMessage() for r in caplog.records)
+    assert last.offset + last.length == torn.offset
+    third.close()
+
+
+def test_reads_see_what_a_rollback_rewrote(tmp_path):
+    store = GameStore(tmp_path)
+    fill(store, [1])
+    store.append("gone", "w", 1, 1, [0], b"G" * 64)  # uncommitted bytes right behind the committed record
+    assert store.read_blob(store.entries[0]) == b"blob-b0" * 10
+    store.rollback()
+    store.append("kept", "w", 1, 1, [0], b"K" * 64)  # same offset, same length, other bytes
+    store.commit()
+    assert store.entries[1].batch_id == "kept" and store.read_blob(store.entries[1]) == b"K" * 64
+    store.close()
+
+
+def test_read_descriptors_stay_bounded(tmp_path):
+    store = GameStore(tmp_path, segment_bytes=1 << 12)
+    for i in range(12):  # one ~5 kB batch per segment
+        store.append(f"b{i}", "w", 1, 1, [0], bytes([i]) * 5000)
+        store.commit()
+    assert len({e.segment for e in store.entries}) == 12
+    assert [store.read_blob(e)[:1] for e in store.entries] == [bytes([i]) for i in range(12)]
+    fds = list(store._readers.values())
+    assert len(fds) == READERS
+    store.close()
+    assert not store._readers
+    for fd in fds:  # closed with the store
+        with pytest.raises(OSError):
+            os.fstat(fd)
 
 
 def test_segments_roll_over_and_read_back(tmp_path):

@@ -163,6 +163,18 @@ def test_restore_refuses_another_architecture_and_reports_changed_hyperparameter
     assert any("momentum changed from 0.9 to 0.5" in n for n in notes)
 
 
+@pytest.mark.parametrize("damage", ["missing", "wrong dtype"])
+def test_restore_without_a_usable_torch_rng_state_is_a_checkpoint_error(tmp_path, settings, damage):
+    checkpoint = read_checkpoint(save(make_trainer(settings), tmp_path))
+    tensors = dict(checkpoint.tensors)
+    if damage == "missing":
+        del tensors["rng.torch"]
+    else:
+        tensors["rng.torch"] = tensors["rng.torch"].float()
+    with pytest.raises(CheckpointError, match="rng.torch" if damage == "missing" else "does not restore"):
+        make_trainer(settings).restore(tensors, checkpoint.state)
+
+
 def test_newest_readable_checkpoint_skips_truncated_and_foreign_files(tmp_path, settings, caplog):
     trainer = make_trainer(settings)
     for step in (1, 2, 3):

@@ -55,7 +55,9 @@ class ScriptedBroker:
 
     def welcome(self, current: P.ModelInfo | None = None) -> bytes:
         identity, hello, _ = self.expect(P.Hello)
-        self.reply(identity, hello, P.Welcome(broker_id="test", model=current, heartbeat_interval=0.05, liveness=4))
+        d = self.link_settings.distributed
+        self.reply(identity, hello, P.Welcome(broker_id="test", model=current, heartbeat_interval=d.heartbeat_interval,
+                                              liveness=d.liveness))
         self.pump_until(lambda: self.link.welcomed, "the welcome")
         return identity
 
@@ -72,23 +74,42 @@ class ScriptedBroker:
         self.pub.close()
 
 
+ROOMY = {"heartbeat_interval": 0.05, "liveness": 40, "request_timeout": 5.0, "reconnect_min": 0.05, "reconnect_max": 0.2}
+"""Timing for tests not about silence: a loaded machine never makes the link give up on the scripted broker."""
+
+
 @pytest.fixture
-def broker(tmp_path):
-    box = Outbox(tmp_path / "outbox")
+def make_broker(tmp_path):
+    """``make_broker(**distributed)``: a scripted broker with a started link (ROOMY timing, overridden)."""
+    made = []
 
-    def make(router_port, pub_port):
-        settings = load_settings(None, broker={"router_port": router_port, "pub_port": pub_port, "http_port": 0},
-                                 distributed={"heartbeat_interval": 0.05, "liveness": 4, "request_timeout": 1.0,
-                                              "reconnect_min": 0.05, "reconnect_max": 0.2}, board={"size": 5})
-        hello = P.Hello(worker_id="w1", board_size=5)
-        link = BrokerLink(settings, hello, box, lambda: {"state": P.WorkerState.ACTIVE, "generation": 0, "games_total": 3})
-        link.start()
-        return link
+    def make_broker(**distributed) -> ScriptedBroker:
+        box = Outbox(tmp_path / "outbox")
+        box_settings = {}
 
-    b = ScriptedBroker(make)
-    b.outbox = box
-    yield b
-    b.close()
+        def make(router_port, pub_port):
+            settings = load_settings(None, broker={"router_port": router_port, "pub_port": pub_port, "http_port": 0},
+                                     distributed={**ROOMY, **distributed}, board={"size": 5})
+            box_settings["settings"] = settings
+            hello = P.Hello(worker_id="w1", board_size=5)
+            link = BrokerLink(settings, hello, box,
+                              lambda: {"state": P.WorkerState.ACTIVE, "generation": 0, "games_total": 3})
+            link.start()
+            return link
+
+        b = ScriptedBroker(make)
+        b.outbox, b.link_settings = box, box_settings["settings"]
+        made.append(b)
+        return b
+
+    yield make_broker
+    for b in made:
+        b.close()
+
+
+@pytest.fixture
+def broker(make_broker):
+    return make_broker()
 
 
 def put(box: Outbox, n: int) -> str:
@@ -152,12 +173,59 @@ def test_unknown_worker_says_hello_again_then_resends(broker):
     broker.pump_until(lambda: len(broker.outbox) == 0, "the ack after the second hello")
 
 
-def test_silence_means_reconnect_and_hello_on_a_new_connection(broker):
+def test_silence_means_reconnect_and_hello_on_a_new_connection(make_broker):
+    broker = make_broker(request_timeout=1.0)
     first = broker.welcome()
-    broker.expect(P.Heartbeat)  # never answered: heartbeats go unanswered past liveness (0.2 s)
-    second = broker.welcome()
-    assert second != first  # a fresh DEALER socket
-    assert broker.link.reconnects == 1
+    silent_since = time.monotonic()
+    unanswered = []  # the broker answers nothing from now on, until a hello comes
+
+    def hello_arrived() -> bool:
+        if not broker.router.poll(0):
+            return False
+        identity, header, *_ = broker.router.recv_multipart()
+        unanswered.append((identity, P.decode(header)))
+        return unanswered[-1][1].type == "hello"
+
+    broker.pump_until(hello_arrived, "a hello after the silence")
+    identity, hello = unanswered.pop()
+    assert time.monotonic() - silent_since > 1.0  # request_timeout, not the liveness window
+    assert identity != first and broker.link.reconnects == 1  # a fresh DEALER socket
+    assert unanswered and all(m.type == "heartbeat" and i == first for i, m in unanswered)
+    broker.reply(identity, hello, P.Welcome(broker_id="test", model=None, heartbeat_interval=0.05, liveness=40))
+    broker.pump_until(lambda: broker.link.welcomed, "the welcome on the new connection")
+
+
+def test_a_stalled_broker_is_waited_for_past_the_liveness_window(make_broker):
+    broker = make_broker(heartbeat_interval=0.05, liveness=2, request_timeout=5.0)  # liveness window 0.1 s
+    broker.welcome()
+    stall = time.monotonic() + 1.0  # a slow round: ten liveness windows without a reply
+    beats = []
+    while time.monotonic() < stall:
+        broker.link.pump(0.01)
+        if broker.router.poll(0):
+            identity, header, *_ = broker.router.recv_multipart()
+            beats.append((identity, P.decode(header)))
+    assert len(beats) >= 3 and all(b.type == "heartbeat" for _, b in beats)  # heartbeats kept their cadence
+    assert len({identity for identity, _ in beats}) == 1  # on one connection: no reconnect, no new hello
+    for identity, beat in beats:  # the round ends: every reply arrives, late
+        broker.reply(identity, beat, P.HeartbeatAck(model=model(3)))
+    broker.pump_until(lambda: broker.link.newest is not None, "the late heartbeat acks")
+    assert broker.link.welcomed and broker.link.reconnects == 0 and not broker.link.requests
+
+
+def test_a_lost_batch_is_sent_again_while_the_broker_answers_others(make_broker):
+    broker = make_broker(request_timeout=2.0)
+    first = broker.welcome()
+    batch_id = put(broker.outbox, 1)
+    broker.link.enqueue(batch_id)
+    identity, lost, _ = broker.expect(P.SubmitBatch)  # its reply never comes; heartbeats are answered
+    sent = time.monotonic()
+    identity, again, _ = broker.expect(P.SubmitBatch, timeout=20.0)
+    assert time.monotonic() - sent > 1.5  # only after request_timeout
+    assert (again.batch_id, identity, broker.link.reconnects) == (batch_id, first, 0) and again.rid != lost.rid
+    broker.reply(identity, again, P.BatchAck(batch_id=batch_id, duplicate=False, seq=0))
+    broker.pump_until(lambda: len(broker.outbox) == 0, "the resent batch's ack")
+    assert broker.link.welcomed
 
 
 def test_at_most_a_few_batches_in_flight(broker):

@@ -7,8 +7,9 @@ On disk (``data_dir/models/``), per generation g (``generation_id(g)`` = ``00001
 
 The safetensors file is written first and the JSON last, both atomically (temp file, fsync,
 rename), so the JSON's presence is the commit point: a crash leaves either a whole
-generation or none. The registry is rebuilt from the JSON files at start; temp files are
-ignored and an unreadable or inconsistent generation is logged and skipped.
+generation or none. The registry is rebuilt from the JSON files at start; the temp files
+(``.<name>.<random>.tmp``) an interrupted write left behind are deleted (logged at INFO) and
+an unreadable or inconsistent generation is logged and skipped.
 
 The current generation is the highest one. A publish must be above it; publishing the
 current generation again with the same sha256 is an idempotent retry (the learner resends
@@ -32,6 +33,8 @@ from azgo_core.protocol import ErrorCode, ModelInfo, generation_id
 log = logging.getLogger("azgo.broker.models")
 
 INFO_RE = re.compile(r"^(\d{6,})\.json$")
+TEMP_RE = re.compile(r"^\..+\.tmp$")
+"""The temp files of ``atomic_write`` (``.000012.json.k3j9x.tmp``): never a committed file."""
 
 
 class PublishRefused(ValueError):
@@ -58,6 +61,7 @@ class ModelRegistry:
         self.board_size = board_size
         self.generations: dict[int, Published] = {}
         self._current_bytes: bytes | None = None
+        self._remove_partial_writes()
         self._reload()
 
     # --- queries --------------------------------------------------------------------------
@@ -93,6 +97,18 @@ class ModelRegistry:
     # --- loading --------------------------------------------------------------------------
     def _path(self, generation: int, suffix: str) -> Path:
         return self.dir / f"{generation_id(generation)}.{suffix}"
+
+    def _remove_partial_writes(self) -> None:
+        """Delete the temp files of writes a crash interrupted (the renamed files are the committed ones)."""
+        for path in sorted(self.dir.iterdir()):
+            if not (TEMP_RE.match(path.name) and path.is_file()):
+                continue
+            try:
+                path.unlink()
+            except OSError as e:  # harmless where it is: never read, only untidy
+                log.warning("model registry: cannot remove %s, left by an interrupted write: %s", path, e)
+                continue
+            log.info("model registry: removed %s, left by an interrupted write", path.name)
 
     def _reload(self) -> None:
         """Rebuild the registry from the JSON files, skipping (and logging) unreadable generations."""

@@ -17,8 +17,14 @@ totals, ``seen``); ``rollback`` truncates them away. A batch is acknowledged aft
 so an acknowledged batch survives a crash at any moment.
 
 The index (``entries``, ``by_id``) is rebuilt by scanning every segment at start. A torn or
-corrupt record at the end of the last segment (a crash mid-write) is truncated away with a
-warning; a corrupt record inside an older segment is logged as an error and skipped.
+corrupt record with nothing readable after it at the end of the last segment (a crash
+mid-write: the only way to tear a record) is truncated away with a warning. A corrupt record
+followed by readable ones, in any segment, is damage, not a torn write: it is logged as an
+error and skipped, and the records after it (acknowledged batches) are kept.
+
+Reads use ``os.pread`` on raw descriptors (no user-space buffer that could serve bytes a
+rollback has since rewritten), at most ``READERS`` of them open, the least recently used
+closed first.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import re
 import struct
 import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +48,8 @@ MAGIC = b"AZGB"
 HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
 SEGMENT_RE = re.compile(r"^(\d{6,})\.seg$")
 PAYLOAD_KEYS = frozenset({"seq", "batch_id", "worker_id", "games", "positions", "generations", "received", "blob"})
+READERS = 4
+"""Read descriptors kept open (one per segment, least recently used closed first)."""
 
 
 class StoreError(OSError):
@@ -129,7 +138,7 @@ class GameStore:
         self.segment_sizes: dict[int, int] = {}
         self._pending: list[Entry] = []
         self._round_start: int | None = None  # offset of the first uncommitted byte
-        self._readers: dict[int, object] = {}
+        self._readers: OrderedDict[int, int] = OrderedDict()  # segment -> O_RDONLY fd, most recent last
         self._recover()
         self._next_seq = self.last_seq + 1
         self._open_tail()
@@ -181,11 +190,12 @@ class GameStore:
             try:
                 payload, length = _read_record(data, offset)
             except _Corrupt as e:
-                if last:
+                skip = self._skip_corrupt(data, offset)
+                if last and skip == len(data):  # nothing readable follows: a crash mid-write
                     self._truncate_tail(path, offset, len(data), str(e))
                     data = data[:offset]
                     break
-                skip = self._skip_corrupt(data, offset)
+                # damage with readable records after it (possibly acknowledged batches): keep those
                 log.error("game store: corrupt record in %s at offset %d (%s); skipping %d bytes",
                           path, offset, e, skip - offset)
                 offset = skip
@@ -347,16 +357,25 @@ class GameStore:
 
     def read_blob(self, entry: Entry) -> bytes:
         """The stored batch of ``entry``, as received (re-checked against its crc)."""
-        f = self._readers.get(entry.segment)
-        if f is None:
-            f = self._readers[entry.segment] = open(self.dir / segment_name(entry.segment), "rb")
-        f.seek(entry.offset)
-        data = f.read(entry.length)
         try:
+            data = os.pread(self._reader(entry.segment), entry.length, entry.offset)
             payload, _ = _read_record(data, 0)
+        except OSError as e:
+            raise StoreError(f"cannot read stored batch seq {entry.seq} from {segment_name(entry.segment)}: {e}") from e
         except _Corrupt as e:
             raise StoreError(f"stored batch seq {entry.seq} in {segment_name(entry.segment)} is unreadable: {e}") from None
         return payload["blob"]
+
+    def _reader(self, segment: int) -> int:
+        """A read descriptor for ``segment``, opened on first use; keeps at most ``READERS`` open."""
+        fd = self._readers.get(segment)
+        if fd is not None:
+            self._readers.move_to_end(segment)
+            return fd
+        fd = self._readers[segment] = os.open(self.dir / segment_name(segment), os.O_RDONLY)
+        while len(self._readers) > READERS:
+            os.close(self._readers.popitem(last=False)[1])
+        return fd
 
     def recent_rates(self, seconds: float, now: float | None = None) -> tuple[float, float]:
         """(games/s, positions/s) of the batches received in the last ``seconds``."""
@@ -373,6 +392,5 @@ class GameStore:
         """Drop uncommitted appends and close the files."""
         self.rollback()
         os.close(self._fd)
-        for f in self._readers.values():
-            f.close()
-        self._readers.clear()
+        while self._readers:
+            os.close(self._readers.popitem()[1])

@@ -1,10 +1,13 @@
 """The worker registry: who said hello, what they last reported, and who went silent.
 
 A worker exists from its ``Hello`` on (since this broker started: the table is not
-persisted; a worker told ``UNKNOWN_WORKER`` simply says hello again). Its state is what it
-last reported (Active, Syncing, Error), except that a worker silent for more than
-``liveness_seconds`` is Offline (the Paranoid Pirate verdict) until it is heard from again.
-Workers offline for ``FORGET_AFTER`` seconds are dropped so the table stays bounded.
+persisted; a worker told ``UNKNOWN_WORKER`` simply says hello again). A worker that says
+hello (again) is Syncing: it has no model yet as far as the broker knows, until its first
+heartbeat reports its state (Active, Syncing, Error). From then on its state is what it last
+reported, except that a worker silent for more than ``liveness_seconds`` is Offline (the
+Paranoid Pirate verdict); any message from it refreshes its liveness and shows its last
+reported state again. Workers offline for ``FORGET_AFTER`` seconds are dropped so the table
+stays bounded.
 
 Times: ``last_seen`` is ``time.monotonic()``; nothing here reads a clock itself.
 """
@@ -28,7 +31,10 @@ class Worker:
     gpu: str = ""
     code_version: str = ""
     pid: int = 0
-    state: WorkerState = WorkerState.ACTIVE
+    state: WorkerState = WorkerState.SYNCING
+    """What the status table shows: ``reported``, or Offline while silent."""
+    reported: WorkerState = WorkerState.SYNCING
+    """The state of the worker's last heartbeat (Syncing until its first)."""
     generation: int = -1
     games_total: int = 0
     positions_total: int = 0
@@ -66,7 +72,7 @@ class WorkerRegistry:
         return self.workers.get(worker_id)
 
     def hello(self, msg: Hello, now: float, wall: float) -> Worker:
-        """Register (or re-register) a worker; it is Active again, its old figures forgotten.
+        """Register (or re-register) a worker: Syncing until its first heartbeat, its old figures forgotten.
 
         ``now`` is monotonic time, ``wall`` unix time.
         """
@@ -78,12 +84,11 @@ class WorkerRegistry:
         return worker
 
     def touch(self, worker_id: str, now: float) -> Worker | None:
-        """Any message from a known worker proves it alive; an Offline worker comes back as Active."""
+        """Any message from a known worker proves it alive; an Offline worker shows its last reported state again."""
         worker = self.workers.get(worker_id)
         if worker is not None:
             worker.last_seen = now
-            if worker.state == WorkerState.OFFLINE:
-                worker.state = WorkerState.ACTIVE
+            worker.state = worker.reported
         return worker
 
     def heartbeat(self, msg: Heartbeat, now: float) -> tuple[Worker | None, bool]:
@@ -91,7 +96,7 @@ class WorkerRegistry:
         worker = self.touch(msg.worker_id, now)
         if worker is None:
             return None, False
-        worker.state = WorkerState(msg.state)
+        worker.state = worker.reported = WorkerState(msg.state)
         worker.generation = msg.generation
         worker.games_total, worker.positions_total = msg.games_total, msg.positions_total
         worker.games_per_s, worker.positions_per_s = msg.games_per_s, msg.positions_per_s

@@ -127,14 +127,15 @@ class Trainer:
                                   "move the learner's data_dir aside or restore the model settings")
         net_state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         try:
+            torch_rng = tensors["rng.torch"]  # looked up first: a checkpoint without it changes nothing
             self.net.load_state_dict(net_state, strict=True)
             notes = self._restore_optimizer(tensors, state["optimizer"])
             self._restore_schedule(state["scheduler"])
             self.rng.bit_generator.state = state["numpy_rng"]
             self.step = int(state["step"])
+            torch.set_rng_state(torch_rng)
         except (KeyError, RuntimeError, TypeError, ValueError) as exc:
             raise CheckpointError(f"checkpoint does not restore: {exc!r}") from None
-        torch.set_rng_state(tensors["rng.torch"])
         if torch.cuda.is_available():
             for d in range(torch.cuda.device_count()):
                 if f"rng.cuda.{d}" in tensors:

@@ -7,9 +7,16 @@ SUB socket, sends a heartbeat when one is due and outbox batches while fewer tha
 
 Connection states (the Paranoid Pirate pattern of the ZeroMQ guide):
 
-    hello sent ──Welcome──► welcomed ──(a request overdue, or heartbeats unanswered for
-        ▲                                liveness seconds)──► lost: wait a Backoff delay
+    hello sent ──Welcome──► welcomed ──(a request overdue and no reply at all for
+        ▲                                request_timeout seconds)──► lost: wait a Backoff delay
         └───────────── reconnect: fresh DEALER + SUB sockets, hello again ◄─────┘
+
+Any reply proves the broker alive. The broker is one thread, and a slow round (a first
+compile, a slow fsync, loading a published model) stalls every worker's replies at once for
+seconds; heartbeats keep their cadence, but only ``distributed.request_timeout`` seconds of
+total silence while a request is outstanding means the broker is gone. A request unanswered
+for that long while other replies do arrive was lost on the way (the broker drops a reply to
+a peer that is not reading): it is forgotten and, for a batch or a hello, sent again.
 
 On every Welcome the whole outbox is queued again: a batch whose ack was lost is resent and
 the broker, which stores a batch id once, acks it as a duplicate. Replies to a batch:
@@ -62,7 +69,7 @@ class BrokerLink:
         self.retry_backoff = Backoff(d.reconnect_min, d.reconnect_max)  # batches the broker could not store
         self.fetch_backoff = Backoff(d.reconnect_min, d.reconnect_max)  # GetModel answered with an error
         self.heartbeat_interval = d.heartbeat_interval
-        self.liveness_s = d.liveness_seconds
+        self.last_reply = 0.0  # monotonic time of the last reply of any kind
         self.requests: dict[int, tuple[str, str | None]] = {}  # rid -> (kind, batch id)
         self.queue: deque[str] = deque()  # batch ids to send, oldest first
         self.sending: set[str] = set()  # batch ids sent, ack awaited
@@ -90,6 +97,7 @@ class BrokerLink:
                 return
             self._reconnect()
         for reply in self.client.poll(timeout):
+            self.last_reply = time.monotonic()
             self._handle(reply)
         info = self.sub.latest(0)
         if info is not None:
@@ -198,7 +206,6 @@ class BrokerLink:
         self.welcomed = True
         self.backoff.reset()
         self.heartbeat_interval = msg.heartbeat_interval
-        self.liveness_s = msg.heartbeat_interval * msg.liveness
         # every batch not acked is (re)sent: the broker acks a stored batch id again as a duplicate
         self.queue = deque(b for b in self.outbox.pending() if b not in self.sending)
         log.info("connected to broker %s (model %s); %d outbox batch(es) to send", msg.broker_id,
@@ -261,16 +268,32 @@ class BrokerLink:
 
     # --- silence and reconnects -----------------------------------------------------------
     def _silent(self, now: float) -> bool:
-        """True (and a reconnect scheduled) when the broker has stopped answering."""
-        if self.client.overdue():
-            self._lose(f"no reply within {self.client.timeout:g} s")
+        """True (and a reconnect scheduled) when the broker has stopped answering.
+
+        Gone: a request waited past the timeout and nothing at all came back meanwhile. A request
+        past the timeout while other replies arrive is lost, not the broker: it is forgotten.
+        """
+        if not self.client.overdue():
+            return False
+        timeout = self.client.timeout
+        if now - self.last_reply > timeout:
+            self._lose(f"no reply within {timeout:g} s")
             return True
-        beats = [self.client.pending[rid] for rid, (kind, _) in self.requests.items()
-                 if kind == "heartbeat" and rid in self.client.pending]
-        if beats and now - min(beats) > self.liveness_s:
-            self._lose(f"heartbeats unanswered for {self.liveness_s:g} s")
-            return True
+        for rid in [rid for rid, sent in self.client.pending.items() if now - sent > timeout]:
+            self._forget(rid, timeout)
         return False
+
+    def _forget(self, rid: int, timeout: float) -> None:
+        """Give up on one request the broker (alive) never answered; send again what must arrive."""
+        del self.client.pending[rid]
+        kind, batch_id = self.requests.pop(rid, (None, None))
+        log.warning("no reply to a %s request within %g s while the broker answers others: presumed lost%s",
+                    kind or "forgotten", timeout, ", sending it again" if kind in ("batch", "hello") else "")
+        if kind == "batch":
+            self.sending.discard(batch_id)
+            self.queue.appendleft(batch_id)  # a second copy is acked as a duplicate
+        elif kind == "hello" and not self._waiting_for("hello"):
+            self._send_hello()
 
     def _lose(self, reason: str) -> None:
         delay = self.backoff.delay()
