@@ -315,3 +315,41 @@ def test_a_resignation_right_after_set_model_carries_the_new_generation():
     (record,) = finish(runner, 1)  # generation 1's first search resigns
     assert record.resigned and record.num_moves == 4
     assert record.model_generation == 1
+
+
+# --- resignation calibration ------------------------------------------------------------------
+
+
+def test_calibration_keeps_false_resignations_at_the_target():
+    from azgo_core.selfplay import ResignCalibration
+
+    cal = ResignCalibration(ceiling=-0.5, target=0.05, min_games=20)
+    rng = np.random.default_rng(0)
+    minima = rng.uniform(-1.0, 0.0, size=200)
+    for m in minima[:19]:
+        cal.add(m)
+    assert cal.threshold is None  # too few games: nobody resigns
+    for m in minima[19:]:
+        cal.add(m)
+    false = np.mean(minima < cal.threshold)  # winners that would have resigned
+    assert false <= 0.05 and cal.threshold < -0.9
+    cal = ResignCalibration(ceiling=-0.8, min_games=1)
+    cal.add(0.5)
+    assert cal.threshold == -0.8  # never above the configured threshold
+
+
+@pytest.mark.parametrize("loser", [BLACK, WHITE])
+def test_a_calibrating_runner_resigns_only_after_enough_won_no_resign_games(loser):
+    cfg = make_config(parallel_games=4, batch_size=4, no_resign_share=0.5, resign_calibration_games=3,
+                      resign_threshold=-0.8)
+    runner = SelfPlayRunner(cfg, side_lost_evaluator(loser), seed=5)
+    assert runner.resign_threshold is None
+    first = runner.play(2)
+    assert not any(r.resigned for r in first)  # uncalibrated: every game is played out
+    assert len(runner.resign.minima) <= runner.stats.no_resign_games
+    # winners that never looked lost (value +1): the calibrated threshold is the configured ceiling
+    runner.resign.minima.clear()
+    for _ in range(3):
+        runner.resign.add(1.0)
+    assert runner.resign_threshold == -0.8
+    assert any(r.resigned and r.winner == 3 - loser for r in runner.play(8))

@@ -11,7 +11,7 @@ called. A bad value raises ``ConfigError`` whose message names each field's dott
 typo never silently falls back to a default.
 
 Sections: ``board``, ``model``, ``search``, ``self_play``, ``train``, ``learner``, ``broker``,
-``distributed``, ``run``. Each field's meaning is the docstring under it.
+``distributed``, ``run``, ``evaluation``. Each field's meaning is the docstring under it.
 """
 
 from __future__ import annotations
@@ -81,6 +81,10 @@ class Search(_Section):
     """Resign when the root value falls below this."""
     no_resign_share: float = Field(0.1, ge=0, le=1)
     """Share of games that never resign (measures false resignations)."""
+    resign_calibration_games: int = Field(20, ge=0)
+    """Won no-resign games needed before anyone resigns; then the threshold is calibrated (0: fixed threshold)."""
+    resign_false_positives: float = Field(0.05, ge=0, le=1)
+    """Target share of false resignations for the calibrated threshold (AlphaGo Zero: 5%)."""
 
     @model_validator(mode="after")
     def _cheap_not_above_full(self) -> Search:
@@ -263,6 +267,41 @@ class Run(_Section):
     """Seconds between progress lines."""
 
 
+class Evaluation(_Section):
+    enabled: bool = True
+    """Run the evaluator (make run, docker compose): every new generation plays rated matches."""
+    games_per_match: int = Field(10, ge=1, le=10_000)
+    """Games of each match, colours alternated."""
+    visits: int = Field(25, ge=1)
+    """MCTS visits per move of our networks in evaluation games (no noise, most visited move)."""
+    opponents: int = Field(1, ge=0, le=100)
+    """Earlier evaluated generations each new generation plays (the most recent ones)."""
+    gnugo_level: int = Field(1, ge=0, le=10)
+    """GNU Go's level as an anchor opponent."""
+    gnugo_every: int = Field(5, ge=0)
+    """Play GNU Go every this many evaluated generations (the first one always; 0: never)."""
+    random_every: int = Field(5, ge=0)
+    """Play the random player (Elo 0) every this many evaluated generations (the first one always; 0: never)."""
+    gating: bool = False
+    """Gate generations as in the seed's arena: a new one must beat the best so far (reported, not enforced)."""
+    gate_win_rate: float = Field(0.55, gt=0, le=1)
+    """Score a generation needs against the best to be accepted."""
+    gate_games: int = Field(50, ge=1)
+    """Games of a gating match."""
+    prior_draws: float = Field(1.0, ge=0)
+    """Virtual draws per pair in the rating fit (keeps an unbeaten player finite)."""
+    data_dir: str = "data/evaluator"
+    """results.jsonl, ratings.json, status.jsonl and sgf/ of every evaluation game."""
+    gnugo: str = "/usr/games/gnugo"
+    """GNU Go binary (a missing one skips the GNU Go matches, with a warning)."""
+    device: str = "cpu"
+    """torch device of the evaluator's networks."""
+    threads: int = Field(1, ge=1, le=256)
+    """CPU threads for torch in the evaluator."""
+    status_interval: float = Field(30.0, gt=0)
+    """Seconds between samples of the broker's /status appended to status.jsonl (for azgo report)."""
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with ``load_settings``."""
 
@@ -279,6 +318,7 @@ class Settings(BaseSettings):
     broker: Broker = Broker()
     distributed: Distributed = Distributed()
     run: Run = Run()
+    evaluation: Evaluation = Evaluation()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -308,7 +348,8 @@ class Settings(BaseSettings):
         s = self.search
         return SearchConfig(visits=s.visits, cheap_visits=s.cheap_visits, full_search_prob=s.full_search_prob,
                             c_puct=s.c_puct, noise_fraction=s.noise_fraction, resign_threshold=s.resign_threshold,
-                            no_resign_share=s.no_resign_share, history=self.model.history)
+                            no_resign_share=s.no_resign_share, resign_calibration_games=s.resign_calibration_games,
+                            resign_false_positives=s.resign_false_positives, history=self.model.history)
 
     def selfplay_config(self) -> SelfPlayConfig:
         from .selfplay import SelfPlayConfig
@@ -407,6 +448,6 @@ def settings_yaml(settings: Settings) -> str:
 
 
 __all__ = [
-    "Board", "Broker", "ConfigError", "DEFAULT_CONFIG_PATH", "Distributed", "Learner", "Model", "Run", "Search",
+    "Board", "Broker", "ConfigError", "DEFAULT_CONFIG_PATH", "Distributed", "Evaluation", "Learner", "Model", "Run", "Search",
     "SelfPlay", "Settings", "Train", "WorkerHost", "is_loopback", "load_settings", "read_yaml", "settings_yaml",
 ]

@@ -54,6 +54,13 @@ class SearchConfig:
     """Resign when the root value of the side to move falls below this."""
     no_resign_share: float = 0.1
     """Share of games that never resign, to measure false resignations (AlphaGo Zero: 10%)."""
+    resign_calibration_games: int = 0
+    """0: ``resign_threshold`` as given. Otherwise the threshold is calibrated as in AlphaGo Zero
+    (``selfplay.ResignCalibration``): no resignation until this many no-resign games have been
+    won, then the highest threshold below ``resign_threshold`` that would have falsely resigned
+    at most ``resign_false_positives`` of them."""
+    resign_false_positives: float = 0.05
+    """Target share of false resignations for the calibration (AlphaGo Zero: below 5%)."""
     reuse_tree: bool = True
     """Keep the chosen child's subtree for the next move."""
     history: int = 8

@@ -15,6 +15,8 @@ on to measure false resignations (``RunnerStats.false_resignations``).
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -56,6 +58,35 @@ class RunnerStats:
     """Of those, games won by the side that would have resigned (AlphaGo Zero kept this < 5%)."""
 
 
+class ResignCalibration:
+    """AlphaGo Zero's automatic resignation threshold.
+
+    Every finished no-resign game with a winner contributes the lowest root value the eventual
+    winner saw (``add``). Resigning below threshold v would have lost exactly the games whose
+    winner fell below v, so the threshold is the ``target`` quantile of those minima (capped at
+    ``ceiling``): at most ``target`` of the games would have been resigned falsely. Until
+    ``min_games`` minima are known there is no threshold (no resignation), which keeps a fresh
+    network with an overconfident value head from resigning every game. The last ``window``
+    games count, so the threshold follows the network as it changes.
+    """
+
+    def __init__(self, ceiling: float, target: float = 0.05, min_games: int = 20, window: int = 200):
+        self.ceiling, self.target, self.min_games = ceiling, target, min_games
+        self.minima: deque[float] = deque(maxlen=window)
+
+    def add(self, winner_min_value: float) -> None:
+        if math.isfinite(winner_min_value):
+            self.minima.append(winner_min_value)
+
+    @property
+    def threshold(self) -> float | None:
+        """Resign below this root value; None: not calibrated yet (never resign)."""
+        if len(self.minima) < self.min_games:
+            return None
+        # strictly below the quantile: a winner whose minimum equals it would not have resigned
+        return min(self.ceiling, float(np.quantile(np.fromiter(self.minima, float), self.target)) - 1e-6)
+
+
 @dataclass
 class _Game:
     """What a game in progress has recorded so far."""
@@ -68,6 +99,8 @@ class _Game:
     full: list[bool] = field(default_factory=list)
     values: list[float] = field(default_factory=list)
     would_resign: int = 0
+    min_value: dict[int, float] = field(default_factory=lambda: {1: math.inf, 2: math.inf})
+    """Lowest root value each colour (BLACK=1, WHITE=2) saw, for the resignation calibration."""
     full_now: bool = True
     generation: int = 0
 
@@ -84,6 +117,9 @@ class SelfPlayRunner:
         self.worker_id = worker_id
         self.code_version = code_version
         self.stats = RunnerStats()
+        s = self.search
+        self.resign = (ResignCalibration(s.resign_threshold, s.resign_false_positives, s.resign_calibration_games)
+                       if s.resign_calibration_games else None)
         self._finished: list[GameRecord] = []
         self._seeds = np.random.SeedSequence(seed)
         mcts.seed_noise(seed % 2**32)
@@ -148,7 +184,9 @@ class SelfPlayRunner:
         to_play = f.scalar(g, B.TO_PLAY)
         n_moves = len(game.moves)
         game.generation = self.generation  # the model that made this decision, resignation included
-        if value < self.search.resign_threshold and n_moves >= self.config.resign_min_moves:
+        game.min_value[to_play] = min(game.min_value[to_play], value)
+        threshold = self.resign_threshold
+        if threshold is not None and value < threshold and n_moves >= self.config.resign_min_moves:
             if game.resign_allowed:
                 return self._finish(g, winner=3 - to_play, resigned=True)
             game.would_resign = game.would_resign or to_play
@@ -168,8 +206,15 @@ class SelfPlayRunner:
         self._start_move(g)
         return None
 
+    @property
+    def resign_threshold(self) -> float | None:
+        """The root value below which a side resigns now (None: no resignation yet)."""
+        return self.search.resign_threshold if self.resign is None else self.resign.threshold
+
     def _finish(self, g: int, winner: int, resigned: bool, score: float = float("nan")) -> GameRecord:
         game = self.games[g]
+        if self.resign is not None and not game.resign_allowed and winner:
+            self.resign.add(game.min_value[winner])
         record = GameRecord.from_visits(
             self.config.board_size, self.config.komi, game.moves, game.visits,
             full_search=np.array(game.full, bool), root_values=np.array(game.values, np.float32),
