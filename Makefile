@@ -20,7 +20,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CORE := libs/azgo_core
 RUNTIME := libs/azgo_runtime
-SERVICES := services/broker services/learner services/selfplay
+SERVICES := services/broker services/learner services/selfplay services/evaluator
 PACKAGES := $(CORE) $(RUNTIME) $(SERVICES)
 CONFIG ?= configs/azgo.yaml
 STATUS_ARGS ?=
@@ -108,3 +108,6 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# More targets, one file per theme (evaluation: match, report; containers: images, keys, compose).
+include $(sort $(wildcard mk/*.mk))

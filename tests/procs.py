@@ -31,6 +31,8 @@ TINY: dict[str, dict] = {
     "broker": {"status_interval": 0.2},
     "distributed": {"batch_size": 4, "sync_interval": 1, "heartbeat_interval": 0.2, "liveness": 5,
                     "reconnect_min": 0.1, "reconnect_max": 1.0, "request_timeout": 3.0},
+    # off unless a test turns it on: GNU Go matches would take the CPU from the other services
+    "evaluation": {"enabled": False, "games_per_match": 2, "visits": 4, "gnugo_every": 0, "random_every": 1},
 }
 
 
@@ -55,6 +57,7 @@ def tiny_config(tmp_path: Path, **sections: dict) -> Path:
                            "data_dir": str(tmp_path / "broker")})
     data["learner"]["data_dir"] = str(tmp_path / "learner")
     data["self_play"]["data_dir"] = str(tmp_path / "selfplay")
+    data["evaluation"]["data_dir"] = str(tmp_path / "evaluator")
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
     path = tmp_path / "azgo.yaml"

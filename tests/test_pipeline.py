@@ -39,7 +39,7 @@ def stop(proc: subprocess.Popen, out: Path) -> None:
 
 
 def test_make_run_trains_publishes_and_resumes(tmp_path):
-    config = tiny_config(tmp_path, run={"progress_interval": 0.5})
+    config = tiny_config(tmp_path, run={"progress_interval": 0.5}, evaluation={"enabled": True})
     status_url = http_url(config, "/status")
     out = tmp_path / "run.out"
     proc = launch(config, out)
@@ -69,6 +69,9 @@ def test_make_run_trains_publishes_and_resumes(tmp_path):
         assert "local-1" in table.stdout and "local-2" in table.stdout and "Active" in table.stdout
 
         wait_for(lambda: "games" in out.read_text() and "workers active 2/2" in out.read_text(), 30, "a progress line")
+        # the evaluator runs beside them: ratings reach /status and the progress line
+        wait_for(lambda: (get_json(status_url).get("ratings") or {}).get("latest"), 120, "a rating in /status")
+        wait_for(lambda: " elo " in out.read_text(), 30, "the Elo in the progress line")
     finally:
         stop(proc, out)
     assert "stopped" in out.read_text()

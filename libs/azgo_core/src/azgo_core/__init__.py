@@ -11,6 +11,8 @@ Modules:
     sgf       SGF export of game records
     train     the training step
     gtp       a GTP v2 engine over Position and a player
+    match     the match referee: one game or many between two players, random player
+    rating    Bradley-Terry / Elo fit with intervals, match score intervals
     cli       the ``azgo`` command line
 """
 

@@ -1,11 +1,12 @@
-"""The ``azgo`` command line: one subcommand per tool (``azgo gtp``, ``config``, ``status``, ``run``).
+"""The ``azgo`` command line: one subcommand per tool (``azgo gtp``, ``config``, ``status``, ``run``, ...).
 
 Each subcommand registers itself with ``add_<name>(subparsers)`` and runs through the
 function it stores as ``run``; heavy modules (torch, numba) are imported inside that
 function, so ``azgo --help`` stays instant. Logging goes to stderr.
 
-``status`` and ``run`` talk to the network and start processes, which the pure library never
-does: they live in ``azgo_runtime`` (installed with the services) and are only dispatched here.
+``status``, ``run``, ``match`` and ``report`` talk to the network, start processes or draw plots,
+which the pure library never does: they live in ``azgo_runtime`` (installed with the services)
+and are only dispatched here.
 """
 
 from __future__ import annotations
@@ -179,6 +180,31 @@ def add_runtime(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_runtime_command("launcher", "run"))
 
 
+def add_evaluation(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("match", help="two engines play N games: score with interval, games as SGF (make match)",
+                       description="Play A against B with colours alternated and print A's score with its Wilson "
+                                   "interval and the Elo difference. Engines: random, gnugo[:LEVEL], a model file "
+                                   "PATH.safetensors[:VISITS], or gtp:COMMAND LINE.")
+    p.add_argument("a", metavar="A", help="first engine (black in games 1, 3, ...)")
+    p.add_argument("b", metavar="B", help="second engine")
+    p.add_argument("--games", type=_positive_int, default=20, help="games to play (default 20)")
+    p.add_argument("--size", type=int, choices=range(coords.MIN_SIZE, coords.MAX_SIZE + 1), metavar="N",
+                   help="board size (default: the models', else 9)")
+    p.add_argument("--komi", type=_finite_float, default=7.5, help="komi (default 7.5)")
+    p.add_argument("--visits", type=_positive_int, default=100, help="MCTS visits per move of a model without :VISITS")
+    p.add_argument("--out", metavar="DIR", help="where the SGF files go (default data/matches/<time>-A-vs-B)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random player and the search")
+    p.add_argument("--device", default="cpu", help="torch device for model engines")
+    p.set_defaults(run=_runtime_command("match", "match"))
+
+    p = sub.add_parser("report", help="PNG plots and a markdown summary of a run (data/report/)",
+                       description="Read the learner's metrics, the evaluator's ratings and results and the status "
+                                   "history under DATA and write losses, Elo, throughput and worker plots plus report.md.")
+    p.add_argument("--data", default="data", metavar="DIR", help="the run's data directory (default data)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default DATA/report)")
+    p.set_defaults(run=_runtime_command("report", "report"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="azgo", description="azgo: distributed AlphaZero for Go")
     parser.add_argument("--version", action="version", version=f"azgo {__version__}")
@@ -187,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_gtp(sub)
     add_config(sub)
     add_runtime(sub)
+    add_evaluation(sub)
     return parser
 
 

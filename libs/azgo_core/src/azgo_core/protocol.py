@@ -17,6 +17,7 @@ announcements go out on the broker's PUB socket as ``[ANNOUNCE_TOPIC, header]``.
     GetSamples       0       Samples              n  (stored batches, oldest first)
     PublishModel     1       ModelAck             0  (the model file)
     LearnerReport    0       Ok                   0
+    EvalReport       0       Ok                   0  (the evaluator's Elo ratings)
 
 ``decode`` checks the version before anything else, bounds what a hostile peer can make us
 allocate, and raises ``ProtocolError`` with a code (``ErrorCode``) and a message naming the
@@ -164,6 +165,36 @@ class LearnerReport(Message):
     """True while the learner waits for games (the sample ratio is at its bound)."""
 
 
+class Rating(BaseModel):
+    """One player's Elo from the evaluator's fit: a generation, or an anchor (generation None)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    player: Id
+    """'000012' for a generation, else the anchor's name ('random', 'gnugo-l1')."""
+    generation: int | None = Field(None, ge=0)
+    elo: float = Field(allow_inf_nan=False)
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+    """The confidence interval of elo."""
+    games: Count
+
+
+MAX_RATINGS = 256  # ratings per EvalReport: the newest generations and the anchors
+
+
+class EvalReport(Message):
+    type: Literal["eval_report"] = "eval_report"
+    evaluator_id: Id
+    anchor: Id
+    """The player held at Elo 0 (normally 'random')."""
+    ratings: list[Rating] = Field(max_length=MAX_RATINGS)
+    games_total: Count
+    """Evaluation games played so far (all of them, since the evaluator's data began)."""
+    matches_total: Count
+    best_generation: int = Field(-1, ge=-1)
+    """With gating: the newest accepted generation (-1: gating off or none yet)."""
+
+
 # --- replies -------------------------------------------------------------------------------
 
 
@@ -247,10 +278,10 @@ class Announce(Message):
     model: ModelInfo
 
 
-REQUESTS = (Hello, Heartbeat, GetModel, SubmitBatch, GetSamples, PublishModel, LearnerReport)
+REQUESTS = (Hello, Heartbeat, GetModel, SubmitBatch, GetSamples, PublishModel, LearnerReport, EvalReport)
 REPLIES = {
     Hello: Welcome, Heartbeat: HeartbeatAck, GetModel: ModelData, SubmitBatch: BatchAck,
-    GetSamples: Samples, PublishModel: ModelAck, LearnerReport: Ok,
+    GetSamples: Samples, PublishModel: ModelAck, LearnerReport: Ok, EvalReport: Ok,
 }
 _ALL = (*REQUESTS, Welcome, HeartbeatAck, ModelData, BatchAck, Samples, ModelAck, Ok, Error, Announce)
 BY_TYPE: dict[str, type[Message]] = {m.model_fields["type"].default: m for m in _ALL}

@@ -63,11 +63,15 @@ def to_sgf(
     *,
     date: str | datetime.date | None = None,
     comments: bool = True,
+    about: str | None = None,
+    result: str | None = None,
 ) -> str:
     """The record as an SGF FF[4] game; players default to the record's model generation.
 
     With ``comments`` each move carries its root search: the value (side to move's view),
-    total visits, and whether it was a fast (playout-capped) search.
+    total visits, and whether it was a fast (playout-capped) search. ``about`` replaces the
+    root comment (written even without ``comments``: a match says who played how);
+    ``result`` replaces RE (a forfeit, ``W+F``, which a record cannot express).
     """
     n = record.board_size
     black = player_name(record.model_generation) if black_name is None else black_name
@@ -75,16 +79,17 @@ def to_sgf(
     rules = _SGF_RULES.get(record.rules, record.rules)
     root = (
         f"FF[4]GM[1]CA[UTF-8]AP[azgo:{_composed(record.code_version or 'unknown')}]"
-        f"SZ[{n}]KM[{format_points(record.komi)}]RU[{_text(rules)}]RE[{record.result_string()}]"
+        f"SZ[{n}]KM[{format_points(record.komi)}]RU[{_text(rules)}]RE[{_text(result or record.result_string())}]"
         f"\nPB[{_text(black)}]PW[{_text(white)}]"
     )
     if date is not None:
         root += f"DT[{_text(date.isoformat() if isinstance(date, datetime.date) else date)}]"
-    if comments:
+    if comments and about is None:
         about = (
             f"azgo self-play, model generation {record.model_generation}, worker {record.worker_id or '?'}, "
             f"seed {record.seed}, code {record.code_version or '?'}, rules {record.rules}"
         )
+    if about is not None:
         root += f"C[{_text(about)}]"
 
     nodes = []

@@ -163,6 +163,9 @@ class Progress:
             loss = learner.get("loss_total")
             parts.append(f"step {learner.get('step', 0):,} loss {'-' if loss is None else f'{loss:.3f}'}"
                          + (" (waiting for games)" if learner.get("waiting") else ""))
+        latest = (status.get("ratings") or {}).get("latest") or {}
+        if latest.get("elo") is not None:
+            parts.append(f"elo {latest['elo']:+.0f} (gen {latest.get('generation') or 0:06d})")
         parts.append(f"workers active {active}/{self.workers}")
         try:
             with urllib.request.urlopen(self.url.rstrip("/") + "/metrics", timeout=3) as r:
@@ -184,6 +187,9 @@ class Launcher:
         conf = ["--config", config_path]
         self.broker = Child("broker", [*py, "azgo_broker", *conf], self.logs / "broker.log")
         self.learner = Child("learner", [*py, "azgo_learner", *conf], self.logs / "learner.log")
+        # the evaluator rates each new generation (matches against earlier ones, GNU Go, random)
+        self.evaluator = (Child("evaluator", [*py, "azgo_evaluator", *conf], self.logs / "evaluator.log")
+                          if settings.evaluation.enabled else None)
         self.workers = [
             Child(f"local-{i}", [*py, "azgo_selfplay", *conf, "--worker-id", f"local-{i}"], self.logs / f"selfplay-{i}.log")
             for i in range(1, workers + 1)
@@ -228,11 +234,15 @@ class Launcher:
             if time.monotonic() > deadline:
                 log.error("the broker did not become healthy at %s/healthz within %.0f s", self.url, STARTUP_TIMEOUT)
                 return False
-        log.info("broker healthy at %s; starting the learner and %d self-play worker(s) (logs in %s)",
-                 self.url, len(self.workers), self.logs)
-        for child in (self.learner, *self.workers):
+        log.info("broker healthy at %s; starting the learner, %s%d self-play worker(s) (logs in %s)",
+                 self.url, "the evaluator, " if self.evaluator else "", len(self.workers), self.logs)
+        for child in self.children()[1:]:
             child.start(self.env)
         return True
+
+    def children(self) -> list[Child]:
+        """The broker first, then the learner, the evaluator (if any) and the workers."""
+        return [self.broker, self.learner, *([self.evaluator] if self.evaluator else []), *self.workers]
 
     def supervise(self) -> bool:
         """Restart children that died (with back-off), reporting each death with its log tail.
@@ -242,7 +252,7 @@ class Launcher:
         when the run cannot go on (the broker refused to start).
         """
         now = time.monotonic()
-        for child in (self.broker, self.learner, *self.workers):
+        for child in self.children():
             if child.alive() or child.proc is None or child.restart_at < 0:
                 continue
             code = child.proc.returncode
@@ -273,6 +283,8 @@ class Launcher:
                     child.proc.send_signal(signal.SIGTERM)
             for child in self.workers:
                 child.stop()
+            if self.evaluator:
+                self.evaluator.stop()
             self.learner.stop()
             self.broker.stop()
         finally:  # whatever interrupted the orderly stop, no child outlives the launcher
@@ -284,7 +296,7 @@ class Launcher:
         log.info("stopped; `make run` again resumes from here")
 
     def kill_all(self) -> None:
-        for child in (*self.workers, self.learner, self.broker):
+        for child in reversed(self.children()):
             child.kill()
 
     def run(self, duration: float | None) -> int:

@@ -2,7 +2,8 @@
 
 Metric names carry the ``azgo_`` prefix and base units; counters end in ``_total``; labels
 are bounded (``reason`` = an ``ErrorCode``, ``type`` = a message type or ``invalid``,
-``state`` = a ``WorkerState``, ``worker`` = a live worker's id, removed when it goes Offline).
+``state`` = a ``WorkerState``, ``worker`` = a live worker's id, removed when it goes Offline,
+``generation`` = one of the last ``ELO_GENERATIONS`` rated generations).
 
 The HTTP server runs in a daemon thread and never touches the broker's state: /status
 serves the snapshot the loop thread last published (``Snapshot.publish`` swaps a reference
@@ -25,6 +26,7 @@ from azgo_core.protocol import WorkerState
 log = logging.getLogger("azgo.broker.http")
 
 HEALTHY_WITHIN = 5.0  # seconds since the loop's last tick for /healthz to say ok
+ELO_GENERATIONS = 50  # azgo_elo keeps the newest this many rated generations
 SYNC_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 
 
@@ -61,6 +63,30 @@ class BrokerMetrics:
         self.store_bytes = Gauge("azgo_store_bytes", "Bytes in the game store", registry=r)
         self.store_games = Gauge("azgo_store_games", "Games in the game store", registry=r)
         self.store_positions = Gauge("azgo_store_positions", "Positions in the game store", registry=r)
+        self.elo = Gauge("azgo_elo", "Elo of a model generation (evaluator's fit, random player = 0)", ["generation"],
+                         registry=r)
+        self.elo_low = Gauge("azgo_elo_low", "Lower end of the Elo confidence interval", ["generation"], registry=r)
+        self.elo_high = Gauge("azgo_elo_high", "Upper end of the Elo confidence interval", ["generation"], registry=r)
+        self.eval_games = Counter("azgo_eval_games_total", "Evaluation games played", registry=r)
+        self.eval_matches = Counter("azgo_eval_matches_total", "Evaluation matches played", registry=r)
+        self._elo_labels: set[str] = set()
+        self._eval_totals = (0, 0)
+
+    def eval_ratings(self, ratings: dict[str, tuple[float, float, float]], games_total: int, matches_total: int) -> None:
+        """Set azgo_elo{generation} to ``ratings`` (generation id -> elo, low, high), dropping labels no longer
+        reported (the series stay bounded), and advance the evaluation counters to the reported totals."""
+        for gone in self._elo_labels - set(ratings):
+            for gauge in (self.elo, self.elo_low, self.elo_high):
+                gauge.remove(gone)
+        for label, (elo, low, high) in ratings.items():
+            self.elo.labels(label).set(elo)
+            self.elo_low.labels(label).set(low)
+            self.elo_high.labels(label).set(high)
+        self._elo_labels = set(ratings)
+        games, matches = self._eval_totals
+        self.eval_games.inc(max(0, games_total - games))  # totals since the evaluator's data began: count the news
+        self.eval_matches.inc(max(0, matches_total - matches))
+        self._eval_totals = (max(games, games_total), max(matches, matches_total))
 
     def worker_rates(self, worker_id: str, games: float, evals: float, positions: float) -> None:
         self.sp_games.labels(worker_id).set(games)

@@ -28,7 +28,7 @@ from azgo_core import __version__
 from azgo_core import protocol as P
 from azgo_core.config import Settings
 
-from .metrics import BrokerMetrics, HttpServer, Snapshot
+from .metrics import ELO_GENERATIONS, BrokerMetrics, HttpServer, Snapshot
 from .models import ModelRegistry, PublishRefused
 from .status import RATE_WINDOW, finite, format_table
 from .store import GameStore, StoreError
@@ -79,11 +79,14 @@ class Broker:
         self.counts = {"duplicates": 0, "rejected": 0, "bytes_in": 0, "bytes_out": 0}
         self.learner: dict | None = None
         self.learner_at = 0.0
+        self.evaluation: dict | None = None  # the evaluator's last EvalReport, for /status
+        self.evaluation_at = 0.0
         self.round: list[PendingAck] = []
         self.handlers = {
             P.Hello: self.handle_hello, P.Heartbeat: self.handle_heartbeat, P.GetModel: self.handle_get_model,
             P.SubmitBatch: self.handle_submit, P.GetSamples: self.handle_get_samples,
             P.PublishModel: self.handle_publish, P.LearnerReport: self.handle_learner_report,
+            P.EvalReport: self.handle_eval_report,
         }
         self.context = context or zmq.Context.instance()
         self.router, self.pub = self._bind_sockets()
@@ -374,6 +377,22 @@ class Broker:
             m.learner_loss.labels(kind).set(value)
         return P.Ok(), []
 
+    def handle_eval_report(self, msg: P.EvalReport, blobs: list[bytes], identity: bytes) -> Reply:
+        """Keep the evaluator's ratings for /status; azgo_elo{generation} for the newest ELO_GENERATIONS."""
+        generations = sorted((r for r in msg.ratings if r.generation is not None), key=lambda r: r.generation)
+        newest = generations[-ELO_GENERATIONS:]
+        self.metrics.eval_ratings({P.generation_id(r.generation): (r.elo, r.low, r.high) for r in newest},
+                                  msg.games_total, msg.matches_total)
+        anchors = [r for r in msg.ratings if r.generation is None]
+        self.evaluation = {
+            "evaluator_id": msg.evaluator_id, "anchor": msg.anchor, "games_total": msg.games_total,
+            "matches_total": msg.matches_total, "best_generation": msg.best_generation,
+            "latest": newest[-1].model_dump() if newest else None,
+            "generations": [r.model_dump() for r in newest], "anchors": [r.model_dump() for r in anchors],
+        }
+        self.evaluation_at = time.monotonic()
+        return P.Ok(), []
+
     # --- housekeeping ---------------------------------------------------------------------
     def purge_workers(self, now: float) -> None:
         """Workers silent past the liveness window go Offline (and lose their per-worker series)."""
@@ -390,6 +409,9 @@ class Broker:
         learner = None
         if self.learner is not None:
             learner = {**self.learner, "age_s": round(now - self.learner_at, 3)}
+        ratings = None
+        if self.evaluation is not None:
+            ratings = {**self.evaluation, "age_s": round(now - self.evaluation_at, 3)}
         return finite({
             "broker": {"id": self.broker_id, "version": __version__, "uptime_s": round(now - self.started, 3),
                        "data_dir": str(self.data_dir)},
@@ -402,6 +424,7 @@ class Broker:
                        "store_bytes": store.store_bytes},
             "rates": {"games_per_s": games_rate, "positions_per_s": positions_rate},
             "learner": learner,
+            "ratings": ratings,
         })
 
     def publish_status(self) -> None:

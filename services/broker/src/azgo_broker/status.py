@@ -11,6 +11,9 @@
     totals            {games, positions, batches, duplicates, rejected, bytes_in, bytes_out, store_bytes}
     rates             {games_per_s, positions_per_s} of the batches stored in the last RATE_WINDOW s
     learner           the last LearnerReport's figures + age_s, or null
+    ratings           the evaluator's last EvalReport, or null: {evaluator_id, anchor, games_total,
+                      matches_total, best_generation, latest, generations (newest 50), anchors, age_s};
+                      each rating {player, generation, elo, low, high, games}
 
 status.txt is the same, as a table for ``watch -n 1 cat data/broker/status.txt``.
 """
@@ -57,6 +60,14 @@ def _learner_line(learner: dict | None) -> str:
             f"reported {_ago(learner['age_s'])} ago{waiting}")
 
 
+def _ratings_line(ratings: dict | None) -> str:
+    if not ratings or not ratings.get("latest"):
+        return "elo: no evaluation yet"
+    r = ratings["latest"]
+    return (f"elo: gen {_gen(r['generation'])} {r['elo']:+.0f} ({r['low']:+.0f} .. {r['high']:+.0f}, "
+            f"{ratings['anchor']} = 0)  {ratings['games_total']} evaluation games")
+
+
 def format_table(status: dict) -> str:
     """status.txt: a header with the model, totals and rates, then one row per self-play worker."""
     model = status.get("model")
@@ -69,6 +80,7 @@ def format_table(status: dict) -> str:
         f"rates (last {RATE_WINDOW:.0f} s): {rates['games_per_s']:.2f} games/s  {rates['positions_per_s']:.1f} positions/s",
         "workers: " + "  ".join(f"{state} {n}" for state, n in states.items()),
         _learner_line(status.get("learner")),
+        _ratings_line(status.get("ratings")),
         "",
         f"{'worker':<24} {'host':<16} {'state':<8} {'gen':>6} {'games':>8} {'games/s':>8} {'evals/s':>9} "
         f"{'outbox':>6} {'last seen':>10}",
