@@ -19,10 +19,12 @@ from azgo_core.search import SearchConfig, uniform_evaluator
 from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
 
 
-def make_config(size=5, parallel_games=6, batch_size=8, komi=0.5, move_cap=None, resign_min_moves=4, **search):
+def make_config(size=5, parallel_games=6, batch_size=8, komi=0.5, move_cap=None, resign_min_moves=4, no_pass_moves=0,
+                **search):
     search = dict(dict(visits=10, cheap_visits=3, full_search_prob=0.5), **search)
     return SelfPlayConfig(board_size=size, komi=komi, parallel_games=parallel_games, batch_size=batch_size,
-                          move_cap=move_cap, resign_min_moves=resign_min_moves, search=SearchConfig(**search))
+                          move_cap=move_cap, resign_min_moves=resign_min_moves, no_pass_moves=no_pass_moves,
+                          search=SearchConfig(**search))
 
 
 class Counting:
@@ -353,3 +355,25 @@ def test_a_calibrating_runner_resigns_only_after_enough_won_no_resign_games(lose
         runner.resign.add(1.0)
     assert runner.resign_threshold == -0.8
     assert any(r.resigned and r.winner == 3 - loser for r in runner.play(8))
+
+
+def pass_loving_evaluator(planes):
+    """A young network's habit under area scoring: nearly all prior on the pass."""
+    b, n = len(planes), planes.shape[-1]
+    logits = np.zeros((b, n * n + 1), np.float32)
+    logits[:, -1] = 8.0
+    return logits, np.zeros(b, np.float32)
+
+
+def test_no_early_passes_but_the_pass_visits_stay_in_the_target():
+    cfg = make_config(parallel_games=4, batch_size=4, visits=8, cheap_visits=8, no_resign_share=1.0, no_pass_moves=12)
+    records = SelfPlayRunner(cfg, pass_loving_evaluator, seed=2).play(4)
+    for r in records:
+        passes = np.flatnonzero(r.moves == 25)
+        assert len(passes) == 0 or passes[0] >= 12  # played only once the opening is over
+        assert r.num_moves >= 13
+        early_pass_visits = sum(r.visits_at(t)[1][r.visits_at(t)[0] == 25].sum() for t in range(12))
+        assert early_pass_visits > 0  # the search did want to pass, and the target says so
+    free = SelfPlayRunner(make_config(parallel_games=4, batch_size=4, visits=8, cheap_visits=8, no_resign_share=1.0),
+                          pass_loving_evaluator, seed=2).play(4)
+    assert min(r.num_moves for r in free) < 12  # without the rule the games collapse into passes

@@ -100,6 +100,8 @@ class SelfPlay(_Section):
     """Games a worker plays at once; their leaves share one network batch."""
     batch_size: int = Field(32, ge=1, le=4096)
     """Largest network batch (leaves beyond it go to a second call in the same step)."""
+    no_pass_moves: int | None = Field(None, ge=0)
+    """Moves before which a side passes only if the search saw nothing else (null: N*N // 2)."""
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     """torch device for the network: auto (cuda when present, else cpu), cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
@@ -356,7 +358,12 @@ class Settings(BaseSettings):
 
         return SelfPlayConfig(board_size=self.board.size, komi=self.board.komi,
                               parallel_games=self.self_play.parallel_games, batch_size=self.self_play.batch_size,
-                              search=self.search_config())
+                              no_pass_moves=self.no_pass_moves, search=self.search_config())
+
+    @property
+    def no_pass_moves(self) -> int:
+        n = self.self_play.no_pass_moves
+        return self.board.size ** 2 // 2 if n is None else n
 
     def train_config(self) -> TrainConfig:
         from .train import TrainConfig

@@ -41,6 +41,12 @@ class SelfPlayConfig:
     """Moves after which a game ends; default 2*N*N."""
     resign_min_moves: int = 10
     """No resignation before this many moves."""
+    no_pass_moves: int = 0
+    """Before this many moves a side passes only when the search visited nothing else. Under
+    Tromp-Taylor scoring a young network learns to pass at once (white wins an empty board by
+    komi, and one black stone followed by two passes owns the whole board), so self-play
+    collapses into three-move games; the services use N*N // 2. The search still visits the
+    pass and its visits stay in the policy target."""
     search: SearchConfig = field(default_factory=SearchConfig)
 
 
@@ -192,7 +198,10 @@ class SelfPlayRunner:
             game.would_resign = game.would_resign or to_play
         opening = n_moves < self.search.opening_moves(self.config.board_size)
         temperature = self.search.temperature if opening else self.search.final_temperature
-        move = choose_move(moves, counts, temperature, game.rng)
+        if n_moves < self.config.no_pass_moves:
+            move = self._choose_not_pass(g, moves, counts, temperature, game.rng)
+        else:
+            move = choose_move(moves, counts, temperature, game.rng)
         game.moves.append(move)
         game.visits.append((moves, counts))
         game.full.append(game.full_now)
@@ -210,6 +219,23 @@ class SelfPlayRunner:
     def resign_threshold(self) -> float | None:
         """The root value below which a side resigns now (None: no resignation yet)."""
         return self.search.resign_threshold if self.resign is None else self.resign.threshold
+
+    def _choose_not_pass(self, g: int, moves: np.ndarray, counts: np.ndarray, temperature: float, rng) -> int:
+        """The move choice of the opening: anything but a pass while another move is legal.
+
+        Among the visited moves when the search visited any besides the pass, else a legal move
+        drawn by its prior; the record keeps every visit (the pass's too) as the target.
+        """
+        pass_move = self.forest.N * self.forest.N
+        others = moves != pass_move
+        if counts[others].sum() > 0:
+            return choose_move(moves[others], counts[others], temperature, rng)
+        legal, priors = self.forest.root_priors(g)
+        legal_others = legal != pass_move
+        if not legal_others.any():
+            return pass_move
+        p = priors[legal_others].astype(np.float64) + 1e-12
+        return int(rng.choice(legal[legal_others], p=p / p.sum()))
 
     def _finish(self, g: int, winner: int, resigned: bool, score: float = float("nan")) -> GameRecord:
         game = self.games[g]
