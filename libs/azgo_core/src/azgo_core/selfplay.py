@@ -45,8 +45,9 @@ class SelfPlayConfig:
     """Before this many moves a side passes only when the search visited nothing else. Under
     Tromp-Taylor scoring a young network learns to pass at once (white wins an empty board by
     komi, and one black stone followed by two passes owns the whole board), so self-play
-    collapses into three-move games; the services use N*N // 2. The search still visits the
-    pass and its visits stay in the policy target."""
+    collapses into three-move games; the services use N*N // 2. The policy target of those
+    moves leaves the pass out too, so the network unlearns wanting it (it plays real matches,
+    where nothing stops it)."""
     search: SearchConfig = field(default_factory=SearchConfig)
 
 
@@ -200,6 +201,9 @@ class SelfPlayRunner:
         temperature = self.search.temperature if opening else self.search.final_temperature
         if n_moves < self.config.no_pass_moves:
             move = self._choose_not_pass(g, moves, counts, temperature, game.rng)
+            # the target is what was allowed: the network learns not to want an opening pass
+            keep = moves != f.N * f.N
+            moves, counts = (moves[keep], counts[keep]) if counts[keep].sum() > 0 else (np.array([move]), np.array([1]))
         else:
             move = choose_move(moves, counts, temperature, game.rng)
         game.moves.append(move)
@@ -224,7 +228,7 @@ class SelfPlayRunner:
         """The move choice of the opening: anything but a pass while another move is legal.
 
         Among the visited moves when the search visited any besides the pass, else a legal move
-        drawn by its prior; the record keeps every visit (the pass's too) as the target.
+        drawn by its prior.
         """
         pass_move = self.forest.N * self.forest.N
         others = moves != pass_move
