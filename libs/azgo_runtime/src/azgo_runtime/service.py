@@ -16,6 +16,8 @@ import threading
 
 from azgo_core.config import DEFAULT_CONFIG_PATH, ConfigError, Settings, load_settings, settings_yaml
 
+from .health import Heartbeat
+
 EXIT_CONFIG = 2
 
 
@@ -28,12 +30,16 @@ class StopFlag:
     A repeated signal calls ``on_repeat`` when given (the launcher kills its children then)
     and is otherwise ignored: a service that is already stopping finishes its step and its
     checkpoint rather than being cut half-way (SIGKILL remains for that).
+
+    A loop that checks its flag is alive: the process's flag (``install``) beats a
+    ``health.Heartbeat`` on every check when ``$AZGO_HEALTH_FILE`` is set (container health checks).
     """
 
     def __init__(self, install: bool = True, on_repeat=None):
         self._event = threading.Event()
         self.signal: int | None = None
         self.on_repeat = on_repeat
+        self.heartbeat = Heartbeat.from_env() if install else None
         if install:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, self._handle)
@@ -50,12 +56,16 @@ class StopFlag:
         self._event.set()
 
     def is_set(self) -> bool:
+        if self.heartbeat is not None:
+            self.heartbeat.beat()
         return self._event.is_set()
 
     __bool__ = is_set
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to ``timeout`` seconds, waking early when stopped; returns is_set()."""
+        if self.heartbeat is not None:
+            self.heartbeat.beat()
         return self._event.wait(timeout)
 
 

@@ -1,0 +1,279 @@
+"""The images and compose.yaml, run by Docker's real engine and real compose.
+
+The images are built once per session (docker/build.sh, as `make images`: on the local base
+image and wheelhouse that deploy/ci-docker.sh records in build/docker.env, when there is one). Each
+system test brings up its own compose project (a unique name, free host ports on 127.0.0.1, the
+tiny 5x5 config from procs.TINY mounted as the config file) and takes it down with its volumes
+(``down -v``) whatever happens.
+
+Without an engine (``docker info`` fails) or without compose these tests skip, except with
+CI=true, where they fail: CI provides Docker (.ci/run calls deploy/ci-docker.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from procs import free_ports, get_json, tiny_config, wait_for
+
+from azgo_runtime.keys import create_keys
+
+ROOT = Path(__file__).resolve().parent.parent
+TAG = "test"  # images azgo/<service>:test, so a developer's :dev images are left alone
+SERVICES = ("broker", "learner", "selfplay")
+BUILD_TIMEOUT = 900  # seconds for the cold build of all three images on a small machine
+UP_TIMEOUT = 180
+BUILD_ARGS = ("AZGO_BASE_IMAGE", "AZGO_WHEELHOUSE")
+
+
+# --- the engine and the images -----------------------------------------------------------------
+def _docker_problem() -> str | None:
+    """Why the container tests cannot run here, or None."""
+    if not shutil.which("docker"):
+        return "no docker client on the PATH"
+    try:
+        info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30)
+        if info.returncode != 0:
+            return f"no Docker engine answers: {info.stderr.strip()[:200]}"
+        compose = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        return "docker did not answer within 30 s"
+    if compose.returncode != 0:
+        return "no docker compose plugin (deploy/ci-docker.sh installs one)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    problem = _docker_problem()
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {problem}: .ci/run must provide Docker (deploy/ci-docker.sh)")
+        pytest.skip(problem)
+
+
+def compose_env(**extra: str) -> dict[str, str]:
+    """The environment for `docker compose`: no AZGO_* from the caller but the build arguments,
+    which come from build/docker.env when the caller has none."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AZGO_") or k in BUILD_ARGS}
+    docker_env = ROOT / "build" / "docker.env"
+    if docker_env.exists():
+        for line in docker_env.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key in BUILD_ARGS:
+                env.setdefault(key, value)
+    env["AZGO_IMAGE_TAG"] = TAG
+    env.update(extra)
+    return env
+
+
+def run(cmd: list[str], env: dict[str, str], timeout: float, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("keys")
+    create_keys(path, ["learner", "selfplay"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def images(docker_ready) -> float:
+    """Build the three images with docker/build.sh (what `make images` runs); returns the seconds it took."""
+    t0 = time.monotonic()
+    out = run(["bash", "docker/build.sh", *SERVICES], compose_env(), BUILD_TIMEOUT).stdout
+    print(out)
+    return time.monotonic() - t0
+
+
+# --- one compose project -----------------------------------------------------------------------
+class Stack:
+    """One compose project of the tiny config: ``up``, the broker's /status, ``down -v``."""
+
+    def __init__(self, tmp_path: Path, keys: Path):
+        self.project = f"azgotest-{uuid.uuid4().hex[:10]}"
+        config = tiny_config(tmp_path)  # its ports and data dirs are replaced by compose's layout
+        router, pub, http = free_ports(3)
+        self.status_url = f"http://127.0.0.1:{http}/status"
+        self.env = compose_env(AZGO_CONFIG_FILE=str(config), AZGO_KEYS_DIR=str(keys), AZGO_ENV_FILE=str(tmp_path / "none.env"),
+                               AZGO_PUBLISH_ADDR="127.0.0.1", AZGO_ROUTER_PORT=str(router), AZGO_PUB_PORT=str(pub),
+                               AZGO_HTTP_PORT=str(http), AZGO_HEALTH_INTERVAL="2s")
+
+    def compose(self, *args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
+        return run(["docker", "compose", "-p", self.project, *args], self.env, timeout, check)
+
+    def up(self, selfplay: int = 1) -> None:
+        """Start and wait until every container is healthy (compose's --wait)."""
+        self.compose("up", "-d", "--no-build", "--wait", "--wait-timeout", str(UP_TIMEOUT), "--scale", f"selfplay={selfplay}",
+                     timeout=UP_TIMEOUT + 60)
+
+    def status(self) -> dict:
+        return get_json(self.status_url)
+
+    def containers(self, service: str, all_states: bool = False) -> list[str]:
+        out = self.compose("ps", *(["-a"] if all_states else []), "-q", service).stdout
+        return sorted(out.split())
+
+    def ps(self) -> list[dict]:
+        out = self.compose("ps", "-a", "--format", "json").stdout.strip()
+        if out.startswith("["):
+            return json.loads(out)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def logs(self, container: str) -> str:
+        out = run(["docker", "logs", container], self.env, 30)
+        return out.stdout + out.stderr  # the services log to stderr
+
+    def down(self) -> None:
+        # the logs go to the captured output, which pytest shows when the test failed
+        print(self.compose("logs", "--no-color", "--tail", "60", timeout=60, check=False).stdout)
+        self.compose("down", "-v", "--remove-orphans", "--timeout", "10", timeout=120, check=False)
+
+
+@pytest.fixture
+def stack(images, keys_dir, tmp_path):
+    s = Stack(tmp_path, keys_dir)
+    try:
+        yield s
+    finally:
+        s.down()
+
+
+def hostname(container: str) -> str:
+    """A container's host name: the self-play worker id it reports to the broker."""
+    return run(["docker", "inspect", "--format", "{{.Config.Hostname}}", container], os.environ.copy(), 30).stdout.strip()
+
+
+def acked_batches(log: str) -> list[str]:
+    """The batch ids a worker logged as stored by the broker (acknowledged after its fsync)."""
+    return re.findall(r"batch (\S+) (?:stored as seq \d+|was already stored)", log)
+
+
+def stored_batches(stack: Stack, tmp_path: Path) -> set[str]:
+    """Every batch id in the broker's game store, read from its volume by the broker's own store code."""
+    from azgo_broker.store import GameStore
+
+    broker = stack.containers("broker", all_states=True)[0]
+    dest = tmp_path / "store"
+    run(["docker", "cp", f"{broker}:/data/broker/games", str(dest)], stack.env, 60)
+    store = GameStore(dest, fsync=False)
+    try:
+        return {e.batch_id for e in store.entries}
+    finally:
+        store.close()
+
+
+# --- tests -------------------------------------------------------------------------------------
+def test_compose_config_layout(docker_ready, keys_dir):
+    """compose.yaml as the issue describes it: scaling self-play, volumes, health, secrets, ports, GPU, monitoring."""
+    env = compose_env(AZGO_KEYS_DIR=str(keys_dir))
+    cfg = json.loads(run(["docker", "compose", "config", "--format", "json"], env, 60).stdout)
+    services = cfg["services"]
+    assert set(services) == set(SERVICES)  # prometheus only with --profile monitoring
+    assert [p["target"] for p in services["broker"]["ports"]] == [5555, 5556, 9100]
+    assert {p["host_ip"] for p in services["broker"]["ports"]} == {"127.0.0.1"}
+    for name in ("learner", "selfplay"):
+        assert not services[name].get("ports"), f"{name} publishes ports"
+        assert services[name]["depends_on"]["broker"]["condition"] == "service_healthy"
+    assert "container_name" not in services["selfplay"]
+    assert {v["source"]: v["target"] for s in ("broker", "learner") for v in services[s]["volumes"]} == {
+        "broker-data": "/data/broker", "learner-data": "/data/learner"}
+    for name, svc in services.items():
+        assert svc["healthcheck"]["test"][:3] == ["CMD", "python", "-m"], name
+        assert svc["restart"] == "unless-stopped", name
+        assert svc["environment"]["AZGO_DISTRIBUTED__BROKER_HOST"] == "broker"
+    assert {s["target"] for s in services["broker"]["secrets"]} == {"broker.key_secret", "authorized"}
+    assert {s["target"] for s in services["selfplay"]["secrets"]} == {"broker.key", "selfplay.key_secret"}
+
+    gpu = json.loads(run(["docker", "compose", "-f", "compose.yaml", "-f", "compose.gpu.yaml", "config", "--format", "json"],
+                         env, 60).stdout)["services"]["selfplay"]
+    device = gpu["deploy"]["resources"]["reservations"]["devices"][0]
+    assert device["capabilities"] == ["gpu"] and device["driver"] == "nvidia"
+    assert gpu["build"]["target"] == "selfplay-gpu" and gpu["environment"]["AZGO_SELF_PLAY__DEVICE"] == "cuda"
+
+    monitoring = json.loads(run(["docker", "compose", "--profile", "monitoring", "config", "--format", "json"],
+                                env, 60).stdout)["services"]["prometheus"]
+    assert monitoring["depends_on"]["broker"]["condition"] == "service_healthy"
+    assert "broker:9100" in (ROOT / "deploy" / "prometheus.yml").read_text()
+
+
+def test_container_images_unprivileged_without_compilers(images):
+    env = compose_env()
+    for service in SERVICES:
+        image = f"azgo/{service}:{TAG}"
+        out = run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c",
+                   "id -u; for c in gcc cc g++ c++ clang; do command -v $c; done; python -c 'import azgo_core, azgo_runtime'"],
+                  env, 60).stdout.split()
+        assert out == ["10001"], f"{image}: runs as uid {out[0]}, compilers {out[1:]}"
+        health = run(["docker", "image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", image], env, 30).stdout
+        assert "azgo_runtime.health" in health, f"{image} has no health check: {health}"
+
+
+def test_compose_up_trains_and_stores_games(stack):
+    """`docker compose up`: the learner publishes generation 1 and the broker stores the worker's games."""
+    stack.up()
+    states = {c["Service"]: c.get("Health") for c in stack.ps()}
+    assert states == {"broker": "healthy", "learner": "healthy", "selfplay": "healthy"}, states
+    status = wait_for(lambda: (s := stack.status())["model"] and s["model"]["generation"] >= 1 and s["totals"]["games"] > 0 and s,
+                      150, "generation 1 published and games stored", interval=0.5)
+    assert status["totals"]["positions"] > 0 and status["learner"]["step"] > 0
+    worker = stack.containers("selfplay")[0]
+    assert [w["worker_id"] for w in status["workers"]] == [hostname(worker)]
+    # the data is on the named volumes
+    out = stack.compose("exec", "-T", "broker", "sh", "-c", "ls /data/broker/games /data/broker/models").stdout
+    assert "000000.seg" in out and "000001.safetensors" in out
+
+
+def test_compose_scale_three_then_one_killed(stack, tmp_path):
+    """--scale selfplay=3: three workers Active; one killed: Offline, the others go on, no acked game lost."""
+    stack.up(selfplay=3)
+    workers = stack.containers("selfplay")
+    assert len(workers) == 3
+    ids = {hostname(c): c for c in workers}
+
+    def active():
+        s = stack.status()
+        return s["workers_by_state"]["Active"] == 3 and {w["worker_id"] for w in s["workers"]} == set(ids) and s
+    wait_for(active, 120, "three workers Active", interval=0.5)
+    victim_id, victim = sorted(ids.items())[0]
+    wait_for(lambda: acked_batches(stack.logs(victim)), 120, "a batch of the worker to kill acknowledged", interval=0.5)
+    run(["docker", "kill", victim], stack.env, 30)
+    killed_at = stack.status()
+    totals = [killed_at["totals"]["games"]]
+
+    def offline_and_going_on():
+        s = stack.status()
+        totals.append(s["totals"]["games"])
+        by_id = {w["worker_id"]: w for w in s["workers"]}
+        others = [by_id[i] for i in ids if i != victim_id]
+        return (by_id[victim_id]["state"] == "Offline" and all(w["state"] == "Active" for w in others)
+                and s["totals"]["games"] > killed_at["totals"]["games"] and s)
+    after = wait_for(offline_and_going_on, 120, "the killed worker Offline, the others Active, games still arriving",
+                     interval=0.5)
+    assert totals == sorted(totals), f"stored games went down: {totals}"
+    assert after["workers_by_state"]["Offline"] == 1 and after["workers_by_state"]["Active"] == 2
+    inspect = run(["docker", "inspect", "--format", "{{.State.Status}}", victim], stack.env, 30).stdout.strip()
+    assert inspect == "exited", f"a killed worker stays down (restart: unless-stopped), but it is {inspect}"
+
+    # every batch any worker saw acknowledged is in the store, the killed worker's included
+    stack.compose("stop", "--timeout", "20", "selfplay", timeout=90)
+    acked = {c: acked_batches(stack.logs(c)) for c in workers}
+    stored = stored_batches(stack, tmp_path)
+    for container, batches in acked.items():
+        missing = set(batches) - stored
+        assert not missing, f"acknowledged batches of {container} missing from the store: {sorted(missing)[:5]}"
+    for container in workers:
+        if container != victim:
+            assert re.search(r"stopped: games=\d+ .*acked=\d+", stack.logs(container)), f"{container} did not stop cleanly"
