@@ -109,5 +109,6 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-# More targets, one file per theme (evaluation: match, report; containers: images, keys, compose).
+# More targets, one file per theme: mk/eval.mk (match, report), mk/containers.mk (images, keys,
+# compose-up/down), mk/deploy.mk (deploy, undeploy, doctor, restart, logs).
 include $(sort $(wildcard mk/*.mk))

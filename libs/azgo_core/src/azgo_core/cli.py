@@ -205,6 +205,15 @@ def add_evaluation(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_runtime_command("report", "report"))
 
 
+def add_deploy(sub: argparse._SubParsersAction) -> None:
+    """deploy, undeploy, doctor, restart, logs: remote self-play hosts; their options live beside them in the runtime."""
+    try:
+        from azgo_runtime.deploy.cli import add_parsers
+    except ImportError:  # without the runtime these commands do not exist
+        return
+    add_parsers(sub, _runtime_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="azgo", description="azgo: distributed AlphaZero for Go")
     parser.add_argument("--version", action="version", version=f"azgo {__version__}")
@@ -214,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config(sub)
     add_runtime(sub)
     add_evaluation(sub)
+    add_deploy(sub)
     return parser
 
 
