@@ -280,7 +280,8 @@ def test_status_json_status_txt_healthz_and_404(broker):
         return status if any(w["worker_id"] == "st-w" and w["games_total"] == 17 for w in status["workers"]) else None
 
     status = wait_for(row, 10, "st-w in /status")
-    assert set(status) == {"broker", "model", "workers", "workers_by_state", "totals", "rates", "learner"}
+    assert set(status) == {"broker", "model", "workers", "workers_by_state", "totals", "rates", "learner", "ratings"}
+    assert status["ratings"] is None  # no evaluator has reported
     assert set(status["broker"]) == {"id", "version", "uptime_s", "data_dir"}
     assert set(status["workers_by_state"]) == {"Active", "Syncing", "Error", "Offline"}
     assert set(status["totals"]) == {"games", "positions", "batches", "duplicates", "rejected", "bytes_in",
