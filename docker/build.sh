@@ -24,13 +24,13 @@ if [ -z "${DOCKER_BUILDKIT:-}" ] && ! docker buildx version >/dev/null 2>&1; the
     export DOCKER_BUILDKIT=0
 fi
 
-[ $# -gt 0 ] || set -- broker learner selfplay
+[ $# -gt 0 ] || set -- broker learner selfplay evaluator
 mkdir -p build/images
 for name in "$@"; do
     case "$name" in
-        broker | learner | selfplay-gpu) target=$name ;;
+        broker | learner | evaluator | selfplay-gpu) target=$name ;;
         selfplay) target=selfplay-cpu ;;
-        *) echo "error: unknown image '$name' (broker, learner, selfplay, selfplay-gpu)" >&2; exit 2 ;;
+        *) echo "error: unknown image '$name' (broker, learner, selfplay, evaluator, selfplay-gpu)" >&2; exit 2 ;;
     esac
     start=$SECONDS
     log=build/images/$name.log

@@ -39,7 +39,7 @@ fi
 # a .pth file puts them on the path, folders that an image does not have are skipped.
 purelib=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 printf '%s\n' /app/libs/azgo_core/src /app/libs/azgo_runtime/src \
-    /app/services/broker/src /app/services/learner/src /app/services/selfplay/src >"$purelib/azgo.pth"
+    /app/services/broker/src /app/services/learner/src /app/services/selfplay/src /app/services/evaluator/src >"$purelib/azgo.pth"
 # the `azgo` command (status, config, gtp) as `pip install` would make it
 cat >/opt/venv/bin/azgo <<'PY'
 #!/opt/venv/bin/python

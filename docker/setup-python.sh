@@ -25,5 +25,5 @@ fi
 id azgo >/dev/null 2>&1 || useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin azgo
 # The named volumes start as copies of these folders, owned by azgo.
 # /opt/numba-cache: numba's compiled kernels (docker/warm_numba.py fills it at build time).
-mkdir -p /app /data/broker /data/learner /data/selfplay /opt/numba-cache
-chown azgo:azgo /data/broker /data/learner /data/selfplay /opt/numba-cache
+mkdir -p /app /data/broker /data/learner /data/selfplay /data/evaluator /opt/numba-cache
+chown azgo:azgo /data/broker /data/learner /data/selfplay /data/evaluator /opt/numba-cache

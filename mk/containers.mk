@@ -2,7 +2,7 @@
 #
 #   make docker-setup     Docker's engine, compose, a local base image and a wheelhouse, for
 #                         machines without a registry (root, Debian; deploy/ci-docker.sh)
-#   make images           azgo/broker, azgo/learner, azgo/selfplay (CPU) :$(AZGO_IMAGE_TAG)
+#   make images           azgo/broker, azgo/learner, azgo/selfplay (CPU), azgo/evaluator :$(AZGO_IMAGE_TAG)
 #   make images-gpu       azgo/selfplay-gpu (CUDA runtime base, CUDA torch)
 #   make keys             CURVE key pairs in keys/: the broker's, learner, selfplay, one per
 #                         distributed.workers host of $(CONFIG), and KEY_NAMES="a b"; existing ones are kept
@@ -31,7 +31,7 @@ docker-setup:
 # sources). A wheelhouse is refreshed first: the pyprojects may have gained a dependency.
 images:
 	@if [ -n "$(AZGO_WHEELHOUSE)" ]; then bash deploy/ci-docker.sh wheelhouse; fi
-	bash docker/build.sh broker learner selfplay
+	bash docker/build.sh broker learner selfplay evaluator
 
 images-gpu:
 	bash docker/build.sh selfplay-gpu

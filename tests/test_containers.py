@@ -28,7 +28,7 @@ from azgo_runtime.keys import create_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "test"  # images azgo/<service>:test, so a developer's :dev images are left alone
-SERVICES = ("broker", "learner", "selfplay")
+SERVICES = ("broker", "learner", "selfplay", "evaluator")
 BUILD_TIMEOUT = 900  # seconds for the cold build of all three images on a small machine
 UP_TIMEOUT = 180
 BUILD_ARGS = ("AZGO_BASE_IMAGE", "AZGO_WHEELHOUSE")
@@ -184,12 +184,12 @@ def test_compose_config_layout(docker_ready, keys_dir):
     assert set(services) == set(SERVICES)  # prometheus only with --profile monitoring
     assert [p["target"] for p in services["broker"]["ports"]] == [5555, 5556, 9100]
     assert {p["host_ip"] for p in services["broker"]["ports"]} == {"127.0.0.1"}
-    for name in ("learner", "selfplay"):
+    for name in ("learner", "selfplay", "evaluator"):
         assert not services[name].get("ports"), f"{name} publishes ports"
         assert services[name]["depends_on"]["broker"]["condition"] == "service_healthy"
     assert "container_name" not in services["selfplay"]
-    assert {v["source"]: v["target"] for s in ("broker", "learner") for v in services[s]["volumes"]} == {
-        "broker-data": "/data/broker", "learner-data": "/data/learner"}
+    assert {v["source"]: v["target"] for s in ("broker", "learner", "evaluator") for v in services[s]["volumes"]} == {
+        "broker-data": "/data/broker", "learner-data": "/data/learner", "evaluator-data": "/data/evaluator"}
     for name, svc in services.items():
         assert svc["healthcheck"]["test"][:3] == ["CMD", "python", "-m"], name
         assert svc["restart"] == "unless-stopped", name
@@ -225,7 +225,7 @@ def test_compose_up_trains_and_stores_games(stack):
     """`docker compose up`: the learner publishes generation 1 and the broker stores the worker's games."""
     stack.up()
     states = {c["Service"]: c.get("Health") for c in stack.ps()}
-    assert states == {"broker": "healthy", "learner": "healthy", "selfplay": "healthy"}, states
+    assert states == {"broker": "healthy", "learner": "healthy", "selfplay": "healthy", "evaluator": "healthy"}, states
     status = wait_for(lambda: (s := stack.status())["model"] and s["model"]["generation"] >= 1 and s["totals"]["games"] > 0 and s,
                       150, "generation 1 published and games stored", interval=0.5)
     assert status["totals"]["positions"] > 0 and status["learner"]["step"] > 0
