@@ -23,10 +23,9 @@ import uuid
 from pathlib import Path
 
 import pytest
+from docker_helpers import ROOT, TAG, compose_env, require_docker
 from procs import Service, config_data, get_json, tiny_config, wait_for
-from test_containers import TAG, _docker_problem, compose_env
 
-ROOT = Path(__file__).resolve().parent.parent
 TESTHOST_IMAGE = "azgo/testhost:test"
 SELFPLAY_IMAGE = f"azgo/selfplay:{TAG}"
 HOST_FLAGS = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
@@ -45,11 +44,7 @@ def sh(cmd: list[str], timeout: float = 60, check: bool = True, env: dict | None
 
 @pytest.fixture(scope="module")
 def docker_ready() -> None:
-    problem = _docker_problem()
-    if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {problem}: .ci/run must provide Docker (deploy/ci-docker.sh)")
-        pytest.skip(problem)
+    require_docker()
 
 
 @pytest.fixture(scope="module")
