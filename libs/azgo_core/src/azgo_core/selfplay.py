@@ -80,18 +80,18 @@ class ResignCalibration:
     def __init__(self, ceiling: float, target: float = 0.05, min_games: int = 20, window: int = 200):
         self.ceiling, self.target, self.min_games = ceiling, target, min_games
         self.minima: deque[float] = deque(maxlen=window)
+        self.threshold: float | None = None
+        """Resign below this root value; None: not calibrated yet (never resign). Kept up to
+        date by ``add`` (read on every move, changed once per finished no-resign game)."""
 
     def add(self, winner_min_value: float) -> None:
-        if math.isfinite(winner_min_value):
-            self.minima.append(winner_min_value)
-
-    @property
-    def threshold(self) -> float | None:
-        """Resign below this root value; None: not calibrated yet (never resign)."""
-        if len(self.minima) < self.min_games:
-            return None
-        # strictly below the quantile: a winner whose minimum equals it would not have resigned
-        return min(self.ceiling, float(np.quantile(np.fromiter(self.minima, float), self.target)) - 1e-6)
+        if not math.isfinite(winner_min_value):
+            return
+        self.minima.append(winner_min_value)
+        if len(self.minima) >= self.min_games:
+            # strictly below the quantile: a winner whose minimum equals it would not have resigned
+            q = float(np.quantile(np.fromiter(self.minima, float), self.target))
+            self.threshold = min(self.ceiling, q - 1e-6)
 
 
 @dataclass
