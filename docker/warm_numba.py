@@ -4,7 +4,7 @@ Without it every new container compiles the board, search and feature kernels be
 first move (about 20 s of a core each: three self-play replicas starting together on a small
 machine wait a minute). The build runs what the services run, on a tiny board: self-play
 games (board, search, features), their replay with ``Position`` (the broker's validation)
-and training samples from them (the learner). The cache is keyed by each source file's path
+and training samples from them (the learner), and the broker's compiled batch check. The cache is keyed by each source file's path
 and modification time, so it holds as long as the image's sources; a container on another
 CPU model compiles again into the same (writable) folder.
 """
@@ -17,6 +17,7 @@ import time
 import numpy as np
 import torch
 
+from azgo_core import batchcheck
 from azgo_core.model import AZNet, NetConfig, make_evaluator
 from azgo_core.position import Position
 from azgo_core.records import decode_batch, encode_batch
@@ -42,6 +43,7 @@ def main() -> None:
         position.score()
     sampler = PositionSampler(records, history=HISTORY, window=1000)
     sampler.sample(8, np.random.default_rng(0))
+    batchcheck.warm_up()  # the broker's compiled batch check
     print(f"numba kernels compiled into {os.environ.get('NUMBA_CACHE_DIR', '(default)')} "
           f"in {time.monotonic() - t0:.0f} s")
 
