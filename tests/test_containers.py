@@ -47,7 +47,7 @@ def run(cmd: list[str], env: dict[str, str], timeout: float, check: bool = True)
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("keys")
-    create_keys(path, ["learner", "selfplay"])
+    create_keys(path, ["learner", "selfplay", "evaluator"])
     return path
 
 
@@ -158,6 +158,8 @@ def test_compose_config_layout(docker_ready, keys_dir):
         assert svc["environment"]["AZGO_DISTRIBUTED__BROKER_HOST"] == "broker"
     assert {s["target"] for s in services["broker"]["secrets"]} == {"broker.key_secret", "authorized"}
     assert {s["target"] for s in services["selfplay"]["secrets"]} == {"broker.key", "selfplay.key_secret"}
+    assert {s["target"] for s in services["evaluator"]["secrets"]} == {"broker.key", "evaluator.key_secret"}
+    assert services["broker"]["environment"]["AZGO_SECURITY__KEYS_DIR"] == "/run/secrets"
 
     gpu = json.loads(run(["docker", "compose", "-f", "compose.yaml", "-f", "compose.gpu.yaml", "config", "--format", "json"],
                          env, 60).stdout)["services"]["selfplay"]

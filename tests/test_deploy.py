@@ -26,6 +26,8 @@ import pytest
 from docker_helpers import ROOT, TAG, compose_env, require_docker
 from procs import Service, config_data, get_json, tiny_config, wait_for
 
+from azgo_runtime.keys import create_keys
+
 TESTHOST_IMAGE = "azgo/testhost:test"
 SELFPLAY_IMAGE = f"azgo/selfplay:{TAG}"
 HOST_FLAGS = ["--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE", "--security-opt", "seccomp=unconfined",
@@ -147,7 +149,11 @@ def test_deploy_two_hosts_restart_undeploy(selfplay_image, hosts, ssh_key, tmp_p
     t0 = time.monotonic()
     a, b = hosts(2)
     here = local_address_towards(a.ip)  # the bridge's address on this machine: only the test hosts reach it
-    config = tiny_config(tmp_path, broker={"bind": here}, distributed={"broker_host": here})
+    # beyond loopback, so CURVE is on: the broker admits the keys deploy makes for the workers
+    # (keys/authorized/, reloaded without a restart) and the learner's, made here
+    create_keys(tmp_path / "keys", ["learner"])
+    config = tiny_config(tmp_path, broker={"bind": here}, distributed={"broker_host": here},
+                         security={"keys_dir": str(tmp_path / "keys")})
     status_url = f"http://{here}:{config_data(config)['broker']['http_port']}/status"
     broker = Service("broker", config, log_dir=tmp_path)
     learner = Service("learner", config, log_dir=tmp_path)

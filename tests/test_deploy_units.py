@@ -114,6 +114,7 @@ def test_compose_project_one_service_per_gpu(tmp_path):
     for w in workers:
         svc = project["services"][w.service]
         assert svc["environment"] == {"AZGO_WORKER_ID": w.worker_id, "AZGO_DISTRIBUTED__BROKER_HOST": "10.0.0.5",
+                                      "AZGO_SECURITY__CURVE": "true", "AZGO_SECURITY__KEYS_DIR": "/run/secrets",
                                       "AZGO_SELF_PLAY__DEVICE": "cuda"}
         (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
         assert device == {"driver": "nvidia", "device_ids": [str(w.gpu)], "capabilities": ["gpu"]}  # its own GPU only

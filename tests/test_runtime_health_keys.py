@@ -152,7 +152,7 @@ def test_keys_main_adds_config_hosts(tmp_path, capsys):
     config = tmp_path / "azgo.yaml"
     config.write_text("distributed:\n  workers:\n    - {host: gpu1.example.org, user: me}\n")
     assert keys_main(["--dir", str(tmp_path / "keys"), "--config", str(config), "extra"]) == 0
-    assert "created broker, learner, selfplay, extra, gpu1.example.org" in capsys.readouterr().out
+    assert "created broker, learner, selfplay, evaluator, extra, gpu1.example.org" in capsys.readouterr().out
     assert (tmp_path / "keys" / "workers" / "gpu1.example.org.key_secret").exists()
     assert keys_main(["--dir", str(tmp_path / "keys"), "../x"]) == 2
     assert "bad key name" in capsys.readouterr().err

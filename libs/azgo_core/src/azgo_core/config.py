@@ -304,6 +304,20 @@ class Evaluation(_Section):
     """Seconds between samples of the broker's /status appended to status.jsonl (for azgo report)."""
 
 
+class Security(_Section):
+    curve: Literal["auto"] | bool = "auto"
+    """ZeroMQ CURVE (encryption + the broker's allow-list of client keys) on the broker's sockets.
+    auto: on exactly when broker.bind is not a loopback address (every peer computes the same
+    from the shared config); true / false force it. The HTTP port is not covered (read-only figures)."""
+    keys_dir: str = "keys"
+    """Key files (`make keys`): broker.key_secret and authorized/ (the broker's), broker.key and
+    workers/NAME.key_secret or NAME.key_secret (a client's). /run/secrets in containers."""
+    client_key: str | None = None
+    """The key NAME a client uses; None: its role (selfplay, learner, evaluator)."""
+    reload_interval: float = Field(1.0, gt=0, le=3600)
+    """Seconds between looks at authorized/ for added or revoked keys (no restart needed)."""
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with ``load_settings``."""
 
@@ -321,6 +335,7 @@ class Settings(BaseSettings):
     distributed: Distributed = Distributed()
     run: Run = Run()
     evaluation: Evaluation = Evaluation()
+    security: Security = Security()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -384,6 +399,12 @@ class Settings(BaseSettings):
         if self.distributed.load_balancing == "even":
             return 1.0
         return self.distributed.worker_weights.get(host.host, host.weight)
+
+    @property
+    def curve_enabled(self) -> bool:
+        """CURVE on the broker's sockets: ``security.curve``, auto = the broker binds beyond loopback."""
+        mode = self.security.curve
+        return mode is True or (mode == "auto" and not is_loopback(self.broker.bind))
 
     def dump(self) -> dict[str, Any]:
         """Plain data (JSON/YAML-ready) of the resolved settings."""

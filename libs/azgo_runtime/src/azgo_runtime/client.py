@@ -106,6 +106,12 @@ class BrokerClient:
             self.sock.close(linger=0)
             self.sock = None
 
+    def __enter__(self) -> BrokerClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     # --- asynchronous mode ----------------------------------------------------------------
     def send(self, message: P.Message, blobs: Sequence[bytes] = ()) -> int:
         """Queue a request; its reply comes back through ``poll``. Returns its rid."""

@@ -3,7 +3,7 @@
 Layout under the keys directory (default ``keys/``, never committed):
 
     broker.key, broker.key_secret            the broker's pair (workers get broker.key)
-    workers/<name>.key, <name>.key_secret    one pair per client: ``learner``, ``selfplay``
+    workers/<name>.key, <name>.key_secret    one pair per client: ``learner``, ``evaluator``, ``selfplay``
                                              (shared by the replicas of ``--scale``), one per
                                              remote host of ``distributed.workers``
     authorized/<name>.key                    the public keys the broker admits (its allow-list)
@@ -34,7 +34,7 @@ import zmq.auth
 log = logging.getLogger("azgo.keys")
 
 DEFAULT_DIR = Path("keys")
-DEFAULT_CLIENTS = ("learner", "selfplay")
+DEFAULT_CLIENTS = ("learner", "selfplay", "evaluator")
 BROKER = "broker"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from azgo_core.config import ConfigError, Settings, load_settings
 from azgo_runtime.client import Backoff
+from azgo_runtime.keys import DEFAULT_CLIENTS, create_keys
 from azgo_runtime.service import StopFlag
 from azgo_runtime.status import StatusUnavailable, fetch_status
 
@@ -221,7 +222,18 @@ class Launcher:
         except OSError:
             return False
 
+    def ensure_keys(self) -> None:
+        """With CURVE on (the broker binds beyond loopback), make the key pairs this run needs if missing."""
+        if not self.settings.curve_enabled:
+            return
+        keys_dir = Path(self.settings.security.keys_dir)
+        clients = list(dict.fromkeys([*DEFAULT_CLIENTS, *filter(None, [self.settings.security.client_key])]))
+        created = create_keys(keys_dir, clients)
+        log.info("CURVE is on (broker bind %s): keys in %s/%s", self.settings.broker.bind, keys_dir,
+                 f", made {', '.join(created)}" if created else "")
+
     def start(self) -> bool:
+        self.ensure_keys()
         log.info("starting the broker (log %s)", self.broker.log_path)
         self.broker.start(self.env)
         deadline = time.monotonic() + STARTUP_TIMEOUT

@@ -83,11 +83,21 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-def settings_or_exit(path: str, log: logging.Logger) -> Settings:
-    """Load the settings or end the process with the config error (exit status 2)."""
+def settings_or_exit(path: str, log: logging.Logger, role: str | None = None) -> Settings:
+    """Load the settings or end the process with the config error (exit status 2).
+
+    ``role`` (broker, selfplay, learner, evaluator): also check, when CURVE is on, that this
+    program's key files are there (``azgo_runtime.curve``), and end the same way if not.
+    """
+    from .curve import CurveKeyError, client_curve, server_keys
+
     try:
         settings = load_settings(path)
-    except ConfigError as e:
+        if role == "broker":
+            server_keys(settings)
+        elif role is not None:
+            client_curve(settings, role)
+    except (ConfigError, CurveKeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
     log.debug("resolved configuration:\n%s", settings_yaml(settings))

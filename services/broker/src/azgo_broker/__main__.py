@@ -18,7 +18,7 @@ log = logging.getLogger("azgo.broker")
 def main(argv: list[str] | None = None) -> int:
     args = parser("azgo-broker", "azgo's broker: model registry, game store, worker registry, metrics").parse_args(argv)
     setup_logging(args.verbose)
-    settings = settings_or_exit(args.config, log)
+    settings = settings_or_exit(args.config, log, role="broker")
     disable_created_metrics()  # no *_created series: they double /metrics and nobody graphs them
     stop = StopFlag()
     try:

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--id", default="evaluator", help="the evaluator's id at the broker (default: evaluator)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    settings = settings_or_exit(args.config, log)
+    settings = settings_or_exit(args.config, log, role="evaluator")
     import torch  # after the config check: a bad config answers without loading torch
 
     torch.set_num_threads(settings.evaluation.threads)

@@ -20,6 +20,7 @@ from azgo_core import __version__
 from azgo_core import protocol as P
 from azgo_core.config import Settings
 from azgo_runtime.client import BrokerClient, BrokerUnavailable, RemoteError, Subscriber
+from azgo_runtime.curve import client_curve
 from azgo_runtime.status import StatusUnavailable, fetch_status
 
 log = logging.getLogger("azgo.evaluator.link")
@@ -47,8 +48,9 @@ class BrokerLink:
     def __init__(self, settings: Settings, evaluator_id: str):
         d = settings.distributed
         self.settings, self.evaluator_id = settings, evaluator_id
-        self.client = BrokerClient(settings.router_endpoint(), timeout=d.request_timeout)
-        self.sub = Subscriber(settings.pub_endpoint())
+        curve = client_curve(settings, "evaluator")
+        self.client = BrokerClient(settings.router_endpoint(), timeout=d.request_timeout, curve=curve)
+        self.sub = Subscriber(settings.pub_endpoint(), curve=curve)
         self.status_url = f"http://{d.broker_host}:{settings.broker.http_port}"
         self.interval = d.heartbeat_interval
         self.welcomed = False

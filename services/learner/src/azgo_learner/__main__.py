@@ -18,7 +18,7 @@ log = logging.getLogger("azgo.learner")
 def main(argv: list[str] | None = None) -> int:
     args = parser("azgo-learner", "Train on the broker's window of self-play games and publish generations.").parse_args(argv)
     setup_logging(args.verbose)
-    settings = settings_or_exit(args.config, log)
+    settings = settings_or_exit(args.config, log, role="learner")
     torch.set_num_threads(settings.learner.threads)
     learner = Learner(settings, StopFlag())
     try:

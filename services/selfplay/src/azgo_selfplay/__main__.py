@@ -36,7 +36,7 @@ def main(worker_cls: type[SelfPlayWorker] = SelfPlayWorker, argv: list[str] | No
     p.add_argument("--seed", type=int, help="random seed of the games (default: a fresh random one, logged)")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    settings = settings_or_exit(args.config, log)
+    settings = settings_or_exit(args.config, log, role="selfplay")
     stop = StopFlag()
     try:
         worker = worker_cls(settings, worker_id=args.worker_id, games=args.games, seed=args.seed, stop=stop)

@@ -12,7 +12,8 @@ compose file itself or is copied into its container by compose at creation:
     secrets.<service>_key   the worker's own secret key (keys/workers/<worker>.key_secret, made
                         when missing), at /run/secrets/selfplay.key_secret; read from an
                         environment variable of the compose command, so no file here holds it
-    environment         AZGO_WORKER_ID, AZGO_DISTRIBUTED__BROKER_HOST, AZGO_SELF_PLAY__DEVICE
+    environment         AZGO_WORKER_ID, AZGO_DISTRIBUTED__BROKER_HOST, AZGO_SELF_PLAY__DEVICE,
+                        AZGO_SECURITY__CURVE=true and AZGO_SECURITY__KEYS_DIR=/run/secrets
     volumes.<service>-outbox  /data/selfplay: unacknowledged batches survive a redeploy
 
 Workers use the host's network (``network_mode: host``): they only connect out, to the broker.
@@ -97,7 +98,9 @@ def compose_project(host: Host, workers: list[Worker], *, image: str, settings: 
     content = _Literal(worker_config(settings, broker).replace("$", "$$"))
     digest = hashlib.sha256((content + secrets_digest).encode()).hexdigest()[:16]
     for w in workers:
+        # a remote worker always speaks CURVE: its key is in the broker's allow-list
         env = {"AZGO_WORKER_ID": w.worker_id, "AZGO_DISTRIBUTED__BROKER_HOST": broker,
+               "AZGO_SECURITY__CURVE": "true", "AZGO_SECURITY__KEYS_DIR": "/run/secrets",
                "AZGO_SELF_PLAY__DEVICE": "cpu" if w.gpu is None else "cuda"}
         service = {
             "image": image,
