@@ -14,8 +14,7 @@ import msgpack
 import pytest
 import zmq
 from broker_helpers import batch, game, play_games, publish, tiny_settings
-from procs import Service, get_json, get_text, http_url, pub_endpoint, router_endpoint, tiny_config, wait_for
-from prometheus_client.parser import text_string_to_metric_families
+from procs import Service, get_json, get_text, http_url, metric_samples, pub_endpoint, router_endpoint, tiny_config, wait_for
 
 from azgo_core import protocol as P
 from azgo_core.config import Settings
@@ -70,13 +69,7 @@ def broker(tmp_path_factory):
 
 
 def metrics(running: Running) -> dict[str, float]:
-    """Every sample of /metrics as {'name{label="v"}': value}, parsed by prometheus_client."""
-    out = {}
-    for family in text_string_to_metric_families(get_text(running.url("/metrics"))):
-        for s in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
-            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
-    return out
+    return metric_samples(running.url("/metrics"))
 
 
 def raw_request(endpoint: str, frames: list[bytes]) -> tuple[P.Message, list[bytes]]:

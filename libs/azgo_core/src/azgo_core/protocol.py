@@ -20,12 +20,16 @@ announcements go out on the broker's PUB socket as ``[ANNOUNCE_TOPIC, header]``.
     EvalReport       0       Ok                   0  (the evaluator's Elo ratings)
 
 ``decode`` checks the version before anything else, bounds what a hostile peer can make us
-allocate, and raises ``ProtocolError`` with a code (``ErrorCode``) and a message naming the
-problem; the broker sends that back as an ``Error`` reply.
+allocate (a header is at most ``MAX_HEADER_BYTES``, holds no bin or ext, its arrays and maps
+are short, and msgpack refuses nesting deeper than its stack), and raises ``ProtocolError``
+with a code (``ErrorCode``) and a message naming the problem; the broker sends that back as an
+``Error`` reply. Messages quote what the peer sent only in short (``MAX_QUOTE`` characters),
+so every error fits an ``Error`` reply whatever the input.
 """
 
 from __future__ import annotations
 
+import reprlib
 from enum import StrEnum
 from typing import Annotated, ClassVar, Literal
 
@@ -36,10 +40,12 @@ PROTOCOL_VERSION = 1
 ANNOUNCE_TOPIC = b"model"
 MAX_HEADER_BYTES = 64 * 1024  # headers carry only control fields; blobs travel in their own frames
 MAX_ID_LEN = 128
+MAX_TEXT = 4096  # characters of a free-text field (an error message, a host name)
+MAX_QUOTE = 80  # characters of a peer's value quoted in an error message
 MAX_SAMPLES_BYTES = 64 << 20  # most bytes one Samples reply may be asked for
 
 Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=r"^[A-Za-z0-9_.:@-]+$")]
-Text = Annotated[str, Field(max_length=4096)]
+Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Count = Annotated[int, Field(ge=0, lt=2**63)]
 Rate = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -58,6 +64,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"  # a frame above the configured limit
     STORAGE = "storage"  # the broker could not store (disk full...): retry later, nothing was stored
     INTERNAL = "internal"  # a bug in the broker; the message names the exception
+    UNAUTHORIZED = "unauthorized"  # the client's CURVE key was removed from the broker's allow-list
 
 
 class WorkerState(StrEnum):
@@ -293,11 +300,24 @@ def encode(message: Message) -> bytes:
     return msgpack.packb(message.model_dump(mode="json"), use_bin_type=True)
 
 
+_QUOTER = reprlib.Repr()
+_QUOTER.maxlevel, _QUOTER.maxlist, _QUOTER.maxdict = 3, 8, 8
+_QUOTER.maxstring = _QUOTER.maxlong = _QUOTER.maxother = MAX_QUOTE
+
+
+def quote(value: object, limit: int = MAX_QUOTE) -> str:
+    """A short ``repr(value)`` (three levels deep at most, cut to ``limit`` characters): a peer's value
+    named in an error message. The peer may send lists nested 1000 deep: a plain repr would recurse past
+    Python's limit."""
+    text = _QUOTER.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _field_errors(err: ValidationError) -> str:
     parts = []
     for e in err.errors()[:5]:
-        path = ".".join(str(p) for p in e["loc"]) or "(message)"
-        parts.append(f"{path}: {e['msg']}")
+        path = ".".join(str(p)[:MAX_QUOTE] for p in e["loc"]) or "(message)"  # an extra key is the peer's text
+        parts.append(f"{path}: {e['msg'][:MAX_QUOTE * 4]}")
     return "; ".join(parts)
 
 
@@ -323,10 +343,11 @@ def decode(frame: bytes, blobs: int | None = None) -> Message:
     if "v" not in data:
         raise ProtocolError(ErrorCode.BAD_VERSION, "header has no protocol version 'v'", rid)
     if data["v"] != PROTOCOL_VERSION or type(data["v"]) is not int:
-        raise ProtocolError(ErrorCode.BAD_VERSION, f"protocol version {data['v']!r}, this peer speaks {PROTOCOL_VERSION}", rid)
+        raise ProtocolError(ErrorCode.BAD_VERSION, f"protocol version {quote(data['v'])}, this peer speaks {PROTOCOL_VERSION}",
+                            rid)
     kind = data.get("type")
     if not isinstance(kind, str) or kind not in _ADAPTERS:
-        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {kind!r}", rid)
+        raise ProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown message type {quote(kind)}", rid)
     try:
         message = _ADAPTERS[kind].validate_python(data)
     except ValidationError as e:
@@ -337,8 +358,15 @@ def decode(frame: bytes, blobs: int | None = None) -> Message:
     return message
 
 
+def error(code: ErrorCode, message: str, rid: int = 0) -> Error:
+    """An ``Error`` reply; a message over ``MAX_TEXT`` characters is cut (never refused: it may quote a peer)."""
+    if len(message) > MAX_TEXT:
+        message = message[: MAX_TEXT - 3] + "..."
+    return Error(rid=rid, code=code, message=message)
+
+
 def error_reply(err: ProtocolError) -> Error:
-    return Error(rid=err.rid, code=err.code, message=err.message)
+    return error(err.code, err.message, err.rid)
 
 
 def generation_id(generation: int) -> str:

@@ -38,7 +38,10 @@ class BrokerMetrics:
         self.games = Counter("azgo_games_received_total", "Games stored", registry=r)
         self.positions = Counter("azgo_positions_received_total", "Positions (moves) stored", registry=r)
         self.batches = Counter("azgo_batches_received_total", "Batches stored", registry=r)
-        self.rejected = Counter("azgo_batches_rejected_total", "Batches refused, by error code", ["reason"], registry=r)
+        self.rejected = Counter("azgo_batches_rejected_total",  # every refused request, not only batches (the name stays)
+                                "Requests refused (answered with an Error), by error code", ["reason"], registry=r)
+        self.auth_denied = Counter("azgo_connections_refused", "Connections refused by the CURVE allow-list",
+                                   registry=r)
         self.duplicates = Counter("azgo_duplicate_batches_total", "Batches received again and not stored", registry=r)
         self.messages = Counter("azgo_messages_total", "Requests received, by type", ["type"], registry=r)
         self.workers = Gauge("azgo_workers", "Self-play workers, by state", ["state"], registry=r)
@@ -147,8 +150,11 @@ def _handler(metrics: BrokerMetrics, snapshot: Snapshot) -> type[BaseHTTPRequest
             self.send_response(code)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up waiting: not the broker's fault
+                log.debug("%s hung up before the reply to %s", self.address_string(), self.path)
 
         def log_message(self, format: str, *args) -> None:  # quiet: scrapes every few seconds
             log.debug("%s %s", self.address_string(), format % args)

@@ -8,7 +8,9 @@ snapshot and status.txt (``publish_status``, ``write_status``).
 
 Every request gets exactly one reply with its ``rid``. A request that cannot be parsed gets
 an ``Error`` naming the problem; a handler that raises gets ``Error(INTERNAL)`` naming the
-exception; either way the loop goes on serving everybody. Frames on the ROUTER are
+exception; either way the loop goes on serving everybody. Every refusal is counted under its
+code in ``azgo_batches_rejected_total{reason}`` and /status "rejected", and logged through a
+rate limiter (``ratelog``): a flood of bad requests cannot flood the log. Frames on the ROUTER are
 ``[identity, header, *blobs]`` (see ``azgo_core.protocol``).
 """
 
@@ -27,12 +29,15 @@ import zmq
 from azgo_core import __version__
 from azgo_core import protocol as P
 from azgo_core.config import Settings
+from azgo_runtime.curve import authorized_dir, server_keys
 
+from .auth import Authenticator
 from .metrics import ELO_GENERATIONS, BrokerMetrics, HttpServer, Snapshot
 from .models import ModelRegistry, PublishRefused
+from .ratelog import RateLimitedLog
 from .status import RATE_WINDOW, finite, format_table
 from .store import GameStore, StoreError
-from .validate import BatchRejected, BatchRules, validate_batch
+from .validate import BatchRejected, BatchRules, check_batch
 from .workers import WorkerRegistry
 
 log = logging.getLogger("azgo.broker")
@@ -42,6 +47,7 @@ TICK_SECONDS = 0.1  # poll timeout: how often liveness and the snapshot are look
 SNAPSHOT_SECONDS = 0.5  # the /status snapshot is rebuilt at least this often
 FRAME_SLACK = P.MAX_HEADER_BYTES + (1 << 20)  # above max_batch_bytes, for the largest accepted frame
 SAMPLES_MAX_BATCHES = 1000  # batches per Samples reply (the header must stay under MAX_HEADER_BYTES)
+HELLO_LINES = 100  # hello, duplicate and Offline lines per minute in full (refusals: ratelog.FIRST_PER_KIND per code)
 
 
 @dataclass
@@ -74,6 +80,7 @@ class Broker:
         self.workers = WorkerRegistry(settings.distributed.liveness_seconds)
         self.rules = BatchRules(settings.board.size, settings.board.komi, b.max_batch_games, b.max_batch_bytes)
         self.metrics = BrokerMetrics()
+        self.log_limited = RateLimitedLog(log)  # per-request lines: a flood of bad requests cannot flood the log
         self.metrics.generation.set(self.models.current_generation)
         self.snapshot = Snapshot()
         self.counts = {"duplicates": 0, "rejected": 0, "bytes_in": 0, "bytes_out": 0}
@@ -89,9 +96,13 @@ class Broker:
             P.EvalReport: self.handle_eval_report,
         }
         self.context = context or zmq.Context.instance()
+        self.curve = server_keys(settings)  # (public, secret) or None: CURVE off
+        self.auth = (Authenticator(self.context, authorized_dir(settings), settings.security.reload_interval)
+                     if self.curve else None)
         self.router, self.pub = self._bind_sockets()
         self.http = HttpServer(b.bind, b.http_port, self.metrics, self.snapshot)
         self._next_snapshot = self._next_status = 0.0
+        self._denied_counted = 0
         self.publish_status()
 
     def _lock_data_dir(self):
@@ -113,9 +124,14 @@ class Broker:
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a reply to a vanished peer raises EHOSTUNREACH
         router.maxmsgsize = b.max_batch_bytes + FRAME_SLACK  # a bigger frame drops that peer's connection
         router.linger = 1000
-        router.bind(f"tcp://{b.bind}:{b.router_port}")
         pub = self.context.socket(zmq.PUB)
         pub.linger = 0
+        for sock in (router, pub):
+            if self.curve:  # CURVE server: every connection is encrypted and must pass the allow-list (auth.py)
+                sock.curve_publickey, sock.curve_secretkey = self.curve
+                sock.curve_server = True
+                sock.zap_domain = b"azgo"
+        router.bind(f"tcp://{b.bind}:{b.router_port}")
         pub.bind(f"tcp://{b.bind}:{b.pub_port}")
         return router, pub
 
@@ -124,8 +140,15 @@ class Broker:
         """Serve until ``stop`` (a StopFlag or anything with ``is_set``) is set."""
         self.log_start()
         self.http.start()
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        if self.auth:
+            poller.register(self.auth.sock, zmq.POLLIN)
         while not stop.is_set():
-            if self.router.poll(int(TICK_SECONDS * 1000), zmq.POLLIN):
+            ready = dict(poller.poll(int(TICK_SECONDS * 1000)))
+            if self.auth and self.auth.sock in ready:
+                self.auth.handle()
+            if self.router in ready:
                 self.serve_round()
             self.tick()
         log.info("stopping (signal %s)", getattr(stop, "signal", None))
@@ -146,18 +169,43 @@ class Broker:
         """Answer every request already waiting (up to ROUND_MAX), then commit and ack the round's batches."""
         for _ in range(ROUND_MAX):
             try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
+                if self.auth is None:
+                    frames = self.router.recv_multipart(zmq.NOBLOCK)
+                else:
+                    frames = self.admitted(self.router.recv_multipart(zmq.NOBLOCK, copy=False))
             except zmq.Again:
                 break
-            self.dispatch(frames)
+            if frames is not None:
+                self.dispatch(frames)
         self.commit_round()
+
+    def admitted(self, frames: list[zmq.Frame]) -> list[bytes] | None:
+        """A request's frames if its connection's key (ZAP User-Id) is still allowed; else refuse it (revoked)."""
+        user = frames[-1].get("User-Id") if len(frames) > 1 else None
+        if self.auth.allowed(user):
+            return [f.bytes for f in frames]
+        identity = frames[0].bytes
+        rid = 0
+        try:  # answer the request's rid when its header says it, so the client matches the refusal
+            rid = P.decode(frames[1].bytes, blobs=len(frames) - 2).rid
+        except Exception:
+            pass
+        name = self.auth.name_of(user)
+        self.refuse(identity, P.error(P.ErrorCode.UNAUTHORIZED, f"key {name!r} ({(user or '?')[:8]}...) is no longer "
+                                      "in the broker's allow-list", rid), f"request with key {name!r}")
+        return None
 
     def tick(self) -> None:
         """Between rounds: liveness, and the status snapshot and file when due."""
         now = time.monotonic()
         self.snapshot.tick()
         try:
+            if self.auth:
+                self.auth.reload(now)
+                self.metrics.auth_denied.inc(self.auth.denied - self._denied_counted)
+                self._denied_counted = self.auth.denied
             self.purge_workers(now)
+            self.log_limited.flush()
             if now >= self._next_snapshot:
                 self._next_snapshot = now + min(SNAPSHOT_SECONDS, self.config.status_interval)
                 self.publish_status()
@@ -170,40 +218,58 @@ class Broker:
     def close(self) -> None:
         """Commit what is pending, write a last status, close sockets, HTTP and the store."""
         self.commit_round()
+        self.log_limited.flush(force=True)  # the counts of the lines held back this window
         self.publish_status()
         self.write_status()
         self.http.close()
         self.router.close()
         self.pub.close()
+        if self.auth:
+            self.auth.close()
         self.store.close()
         self._lock.close()
 
     # --- messages -------------------------------------------------------------------------
     def dispatch(self, frames: list[bytes]) -> None:
-        """Decode one request, run its handler, send the reply (or leave it to the commit)."""
+        """Decode one request, run its handler, send the reply (or leave it to the commit). Never raises.
+
+        Every request that is refused, whatever the stage, is answered with an ``Error`` and
+        counted by ``refuse`` under its code. A DEALER always sends a header frame, so every
+        request that reaches us is answered; only a frame above the socket's ``maxmsgsize``
+        never does: libzmq drops that peer's connection before we see anything.
+        """
+        try:
+            self._dispatch(frames)
+        except Exception as e:  # a bug in the refusal path itself: the loop must go on serving everybody
+            self.log_limited.log(logging.ERROR, "dispatch failure", "request from %s: dispatch failed",
+                                 frames[0].hex()[:16], exc_info=True)
+            self.refuse(frames[0], P.error(P.ErrorCode.INTERNAL, f"{type(e).__name__}: {e}"), "?", log_it=False)
+
+    def _dispatch(self, frames: list[bytes]) -> None:
         identity, parts = frames[0], frames[1:]
         self.counts["bytes_in"] += sum(len(f) for f in frames)
         self.metrics.bytes_in.inc(sum(len(f) for f in frames))
         if not parts:
-            self.send(identity, P.Error(code=P.ErrorCode.BAD_MESSAGE, message="empty message: no header frame"))
+            self.refuse(identity, P.error(P.ErrorCode.BAD_MESSAGE, "empty message: no header frame"), "?")
             return
         try:
             msg = P.decode(parts[0], blobs=len(parts) - 1)
         except P.ProtocolError as e:
             self.metrics.messages.labels("invalid").inc()
-            log.warning("bad request from %s: %s", identity.hex(), e)
-            self.send(identity, P.error_reply(e))
+            self.refuse(identity, P.error_reply(e), "request")
             return
         except Exception as e:  # a decoder bug must cost one error reply, never the broker
             self.metrics.messages.labels("invalid").inc()
-            log.exception("undecodable request from %s", identity.hex())
-            self.send(identity, P.Error(code=P.ErrorCode.BAD_MESSAGE, message=f"undecodable header: {type(e).__name__}: {e}"))
+            self.log_limited.log(logging.ERROR, "decoder failure", "undecodable request from %s", identity.hex()[:16],
+                                 exc_info=True)
+            self.refuse(identity, P.error(P.ErrorCode.BAD_MESSAGE, f"undecodable header: {type(e).__name__}: {e}"),
+                        "request", log_it=False)
             return
         handler = self.handlers.get(type(msg))
         if handler is None:
             self.metrics.messages.labels("invalid").inc()
-            self.send(identity, P.Error(rid=msg.rid, code=P.ErrorCode.UNKNOWN_TYPE,
-                                        message=f"{msg.type!r} is a reply, not a request"))
+            self.refuse(identity, P.error(P.ErrorCode.UNKNOWN_TYPE, f"{msg.type!r} is a reply, not a request", msg.rid),
+                        msg.type)
             return
         self.metrics.messages.labels(msg.type).inc()
         worker_id = getattr(msg, "worker_id", None)
@@ -212,11 +278,29 @@ class Broker:
         try:
             reply = handler(msg, parts[1:], identity)
         except Exception as e:  # a bug: answer it, keep serving
-            log.exception("handler for %s failed", msg.type)
-            reply = P.Error(code=P.ErrorCode.INTERNAL, message=f"{type(e).__name__}: {e}"), []
-        if reply is not None:
-            message, blobs = reply
-            self.send(identity, message.model_copy(update={"rid": msg.rid}), blobs)
+            self.log_limited.log(logging.ERROR, f"{msg.type} handler failure", "handler for %s failed", msg.type,
+                                 exc_info=True)
+            reply = P.error(P.ErrorCode.INTERNAL, f"{type(e).__name__}: {e}"), []
+        if reply is None:
+            return
+        message, blobs = reply
+        message = message.model_copy(update={"rid": msg.rid})
+        if isinstance(message, P.Error):
+            sender = f"{msg.type} from {worker_id}" if worker_id else msg.type
+            self.refuse(identity, message, sender, log_it=message.code not in (P.ErrorCode.INTERNAL, P.ErrorCode.STORAGE))
+        else:
+            self.send(identity, message, blobs)
+
+    def refuse(self, identity: bytes, error: P.Error, what: str, log_it: bool = True) -> None:
+        """Answer a request with ``error``, count it in azgo_batches_rejected_total{reason=code} and /status
+        "rejected", and log it (rate-limited: the first few per code per minute, then a count)."""
+        code = P.ErrorCode(error.code).value
+        self.counts["rejected"] += 1
+        self.metrics.rejected.labels(code).inc()
+        if log_it:
+            self.log_limited.warning(f"refused {code}", "refused %s (peer %s): %s: %s", what, identity.hex()[:16],
+                                     code, error.message)
+        self.send(identity, error)
 
     def send(self, identity: bytes, message: P.Message, blobs: list[bytes] = ()) -> None:
         """Send a reply; a peer that has gone away (EHOSTUNREACH) or is not reading loses it."""
@@ -225,9 +309,11 @@ class Broker:
             self.router.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
         except zmq.ZMQError as e:
             if e.errno == zmq.EHOSTUNREACH:
-                log.info("reply %s to %s dropped: the peer is gone", message.type, identity.hex())
+                self.log_limited.info("reply dropped", "reply %s to %s dropped: the peer is gone", message.type,
+                                      identity.hex())
             elif e.errno == zmq.EAGAIN:
-                log.warning("reply %s to %s dropped: the peer is not reading", message.type, identity.hex())
+                self.log_limited.warning("reply not read", "reply %s to %s dropped: the peer is not reading",
+                                         message.type, identity.hex())
             else:
                 log.error("reply %s to %s failed: %s", message.type, identity.hex(), e)
             return
@@ -242,9 +328,14 @@ class Broker:
             return P.Error(code=P.ErrorCode.BAD_MESSAGE,
                            message=f"hello for board size {msg.board_size}, this broker runs {size}x{size}"), []
         known = self.workers.get(msg.worker_id) is not None
-        self.workers.hello(msg, time.monotonic(), time.time())
-        log.info("%s %s said hello%s (host %s, gpu %s, code %s, pid %d)", msg.role, msg.worker_id,
-                 " again" if known else "", msg.host or "?", msg.gpu or "-", msg.code_version or "?", msg.pid)
+        _, evicted = self.workers.hello(msg, time.monotonic(), time.time())
+        if evicted is not None:  # the table is full (made-up ids?): the least recently seen leaves it
+            self.metrics.forget_worker(evicted.worker_id)
+            self.log_limited.warning("worker evicted", "worker table full (%d): forgot %s, the least recently seen",
+                                     self.workers.max_workers, evicted.worker_id)
+        self.log_limited.info("hello", "%s %s said hello%s (host %s, gpu %s, code %s, pid %d)", msg.role, msg.worker_id,
+                              " again" if known else "", P.quote(msg.host), P.quote(msg.gpu), P.quote(msg.code_version),
+                              msg.pid, limit=HELLO_LINES)
         d = self.settings.distributed
         return P.Welcome(broker_id=self.broker_id, model=self.models.current, heartbeat_interval=d.heartbeat_interval,
                          liveness=d.liveness), []
@@ -292,24 +383,23 @@ class Broker:
             return None
         blob = blobs[0]
         try:
-            validate_batch(msg, blob, self.rules, self.models)
-        except BatchRejected as e:
-            self.counts["rejected"] += 1
-            self.metrics.rejected.labels(e.code.value).inc()
-            log.warning("batch %s from %s refused: %s", msg.batch_id, msg.worker_id, e)
-            return P.Error(code=e.code, message=f"batch {msg.batch_id}: {e.reason}"), []
+            check_batch(msg, blob, self.rules, self.models)
+        except BatchRejected as e:  # dispatch counts and logs it (refuse)
+            return P.error(e.code, f"batch {msg.batch_id}: {e.reason}"), []
         try:
             seq = self.store.append(msg.batch_id, msg.worker_id, msg.games, msg.positions, msg.generations, blob)
         except StoreError as e:
-            log.error("batch %s not stored: %s", msg.batch_id, e)
-            return P.Error(code=P.ErrorCode.STORAGE, message=f"batch {msg.batch_id} not stored: {e}"), []
+            # a full disk refuses every worker's every retry: the first lines of each minute, then a count
+            self.log_limited.log(logging.ERROR, "not stored", "batch %s not stored: %s", msg.batch_id, e)
+            return P.error(P.ErrorCode.STORAGE, f"batch {msg.batch_id} not stored: {e}"), []
         self.round.append(PendingAck(identity, msg.rid, msg.batch_id, seq, duplicate=False))
         return None
 
     def count_duplicate(self, msg: P.SubmitBatch) -> None:
         self.counts["duplicates"] += 1
         self.metrics.duplicates.inc()
-        log.info("batch %s from %s is a duplicate: acked again, not stored", msg.batch_id, msg.worker_id)
+        self.log_limited.info("duplicate", "batch %s from %s is a duplicate: acked again, not stored", msg.batch_id,
+                              msg.worker_id, limit=HELLO_LINES)
 
     def commit_round(self) -> None:
         """fsync the round's batches once, then ack them; on a storage failure none is stored or acked."""
@@ -351,8 +441,7 @@ class Broker:
         try:
             info, new = self.models.publish(msg.generation, msg.sha256, blobs[0])
         except PublishRefused as e:
-            log.warning("publish of generation %d refused: %s", msg.generation, e)
-            return P.Error(code=e.code, message=str(e)), []
+            return P.error(e.code, str(e)), []  # dispatch counts and logs it (refuse)
         if new:
             self.metrics.generation.set(info.generation)
             self.announce(info)
@@ -397,8 +486,8 @@ class Broker:
     def purge_workers(self, now: float) -> None:
         """Workers silent past the liveness window go Offline (and lose their per-worker series)."""
         for worker in self.workers.purge(now):
-            log.warning("worker %s (%s) is Offline: silent for %.1f s", worker.worker_id, worker.host or "?",
-                        now - worker.last_seen)
+            self.log_limited.warning("offline", "worker %s (%s) is Offline: silent for %.1f s", worker.worker_id,
+                                     P.quote(worker.host), now - worker.last_seen, limit=HELLO_LINES)
             self.metrics.forget_worker(worker.worker_id)
 
     def status(self) -> dict:
@@ -445,5 +534,5 @@ class Broker:
         try:
             tmp.write_text(format_table(self.snapshot.status()))
             os.replace(tmp, path)
-        except OSError as e:  # a full disk must not stop the broker
-            log.error("cannot write %s: %s", path, e)
+        except OSError as e:  # a full disk must not stop the broker, nor fill its log (a line per status_interval)
+            self.log_limited.log(logging.ERROR, "status.txt", "cannot write %s: %s", path, e)

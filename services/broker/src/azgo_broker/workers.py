@@ -6,19 +6,29 @@ hello (again) is Syncing: it has no model yet as far as the broker knows, until 
 heartbeat reports its state (Active, Syncing, Error). From then on its state is what it last
 reported, except that a worker silent for more than ``liveness_seconds`` is Offline (the
 Paranoid Pirate verdict); any message from it refreshes its liveness and shows its last
-reported state again. Workers offline for ``FORGET_AFTER`` seconds are dropped so the table
-stays bounded.
+reported state again. Workers offline for ``FORGET_AFTER`` seconds are dropped, and the table
+holds at most ``MAX_WORKERS``: a hello from a new id beyond that evicts the worker seen least
+recently (an Offline one first, as those are the least recent), so hellos from any number of
+made-up ids cannot grow the broker's memory; nor can one entry (its text is cut to
+``MAX_FIELD``/``MAX_ERROR`` characters, it remembers ``MAX_SYNCED`` generations). An evicted
+worker that is in fact alive is told ``UNKNOWN_WORKER`` on its next heartbeat and says hello again.
 
 Times: ``last_seen`` is ``time.monotonic()``; nothing here reads a clock itself.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from azgo_core.protocol import Heartbeat, Hello, WorkerState
 
 FORGET_AFTER = 3600.0  # seconds offline before a worker leaves the table
+MAX_WORKERS = 4096  # workers (self-play, learner, tools) the table holds at most
+MAX_FIELD = 256  # characters kept of a worker's host, gpu and code version (the protocol allows 4096)
+MAX_ERROR = 1024  # characters kept of a worker's error report
+MAX_SYNCED = 64  # generations remembered per worker for the sync-time metric (the newest)
+PURGE_FRACTION = 0.05  # purge scans at most every this fraction of the liveness window
 
 
 @dataclass
@@ -62,26 +72,31 @@ class Worker:
 
 
 class WorkerRegistry:
-    """Workers by id, with liveness."""
+    """Workers by id, with liveness; ``workers`` is in order of ``last_seen`` (least recent first)."""
 
-    def __init__(self, liveness_seconds: float):
+    def __init__(self, liveness_seconds: float, max_workers: int = MAX_WORKERS):
         self.liveness_seconds = liveness_seconds
-        self.workers: dict[str, Worker] = {}
+        self.max_workers = max_workers
+        self.workers: OrderedDict[str, Worker] = OrderedDict()
+        self._next_purge = float("-inf")
 
     def get(self, worker_id: str) -> Worker | None:
         return self.workers.get(worker_id)
 
-    def hello(self, msg: Hello, now: float, wall: float) -> Worker:
+    def hello(self, msg: Hello, now: float, wall: float) -> tuple[Worker, Worker | None]:
         """Register (or re-register) a worker: Syncing until its first heartbeat, its old figures forgotten.
 
-        ``now`` is monotonic time, ``wall`` unix time.
+        Returns (the worker, the worker evicted to make room or None). ``now`` is monotonic time, ``wall`` unix time.
         """
-        old = self.workers.get(msg.worker_id)
-        worker = Worker(worker_id=msg.worker_id, role=msg.role, host=msg.host, gpu=msg.gpu,
-                        code_version=msg.code_version, pid=msg.pid, first_seen=now, last_seen=now,
+        old = self.workers.pop(msg.worker_id, None)
+        evicted = None
+        if old is None and len(self.workers) >= self.max_workers:
+            _, evicted = self.workers.popitem(last=False)
+        worker = Worker(worker_id=msg.worker_id, role=msg.role, host=msg.host[:MAX_FIELD], gpu=msg.gpu[:MAX_FIELD],
+                        code_version=msg.code_version[:MAX_FIELD], pid=msg.pid, first_seen=now, last_seen=now,
                         joined=old.joined if old else wall, synced=old.synced if old else set())
         self.workers[msg.worker_id] = worker
-        return worker
+        return worker, evicted
 
     def touch(self, worker_id: str, now: float) -> Worker | None:
         """Any message from a known worker proves it alive; an Offline worker shows its last reported state again."""
@@ -89,6 +104,7 @@ class WorkerRegistry:
         if worker is not None:
             worker.last_seen = now
             worker.state = worker.reported
+            self.workers.move_to_end(worker_id)
         return worker
 
     def heartbeat(self, msg: Heartbeat, now: float) -> tuple[Worker | None, bool]:
@@ -100,23 +116,36 @@ class WorkerRegistry:
         worker.generation = msg.generation
         worker.games_total, worker.positions_total = msg.games_total, msg.positions_total
         worker.games_per_s, worker.positions_per_s = msg.games_per_s, msg.positions_per_s
-        worker.nn_evals_per_s, worker.outbox, worker.error = msg.nn_evals_per_s, msg.outbox, msg.error
+        worker.nn_evals_per_s, worker.outbox, worker.error = msg.nn_evals_per_s, msg.outbox, msg.error[:MAX_ERROR]
         first = msg.generation >= 0 and msg.generation not in worker.synced
         if first:
             worker.synced.add(msg.generation)
+            if len(worker.synced) > MAX_SYNCED:  # made-up generations must not grow it: forget the oldest
+                worker.synced.discard(min(worker.synced))
         return worker, first
 
     def purge(self, now: float) -> list[Worker]:
-        """Mark workers silent past the liveness window Offline (returned); forget long-gone ones."""
-        gone = []
-        for worker_id, worker in list(self.workers.items()):
+        """Mark workers silent past the liveness window Offline (returned, by id); forget long-gone ones.
+
+        Looks only at the silent ones (the least recent, first in the table), at most every
+        ``PURGE_FRACTION`` of the liveness window: the broker calls this between every round.
+        """
+        if now < self._next_purge:
+            return []
+        self._next_purge = now + PURGE_FRACTION * self.liveness_seconds
+        gone, forgotten = [], []
+        for worker_id, worker in self.workers.items():
             silent = now - worker.last_seen
-            if worker.state != WorkerState.OFFLINE and silent > self.liveness_seconds:
+            if silent <= self.liveness_seconds:
+                break  # every later worker was seen more recently
+            if worker.state != WorkerState.OFFLINE:
                 worker.state = WorkerState.OFFLINE
                 gone.append(worker)
-            elif worker.state == WorkerState.OFFLINE and silent > FORGET_AFTER:
-                del self.workers[worker_id]
-        return gone
+            elif silent > FORGET_AFTER:
+                forgotten.append(worker_id)
+        for worker_id in forgotten:
+            del self.workers[worker_id]
+        return sorted(gone, key=lambda w: w.worker_id)
 
     def selfplay(self) -> list[Worker]:
         """Self-play workers, sorted by id."""
