@@ -87,7 +87,7 @@ bench-core: $(VENV_STAMP)
 	@mkdir -p build/bench
 	$(PY) benchmarks/bench_core.py --out build/bench/core.json
 
-bench: bench-core
+bench: bench-core bench-broker
 
 gtp: $(VENV_STAMP)
 	@$(VENV)/bin/azgo gtp $(GTP_ARGS)

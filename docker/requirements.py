@@ -15,7 +15,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-PACKAGES = ("libs/azgo_core", "libs/azgo_runtime", "services/broker", "services/learner", "services/selfplay", "services/evaluator")
+PACKAGES = ("libs/azgo_core", "libs/azgo_runtime",
+            "services/broker", "services/learner", "services/selfplay", "services/evaluator")
 
 
 def requirement_name(spec: str) -> str:

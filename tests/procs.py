@@ -107,6 +107,18 @@ def get_text(url: str, timeout: float = 2.0) -> str:
         return r.read().decode()
 
 
+def metric_samples(url: str) -> dict[str, float]:
+    """Every sample of a /metrics page as {'name{label="v"}': value}, parsed by prometheus_client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {}
+    for family in text_string_to_metric_families(get_text(url)):
+        for s in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(s.labels.items()))
+            out[f"{s.name}{{{labels}}}" if labels else s.name] = s.value
+    return out
+
+
 def clean_environ() -> dict[str, str]:
     """os.environ without AZGO_* settings overrides, so a developer's exports never reach the tests' services."""
     def setting(key: str) -> bool:
@@ -116,15 +128,19 @@ def clean_environ() -> dict[str, str]:
 
 
 class Service:
-    """One service process (``python -m azgo_<name>``) with its log in ``log_path``."""
+    """One service process (``python -m azgo_<name>``) with its log in ``log_path``.
 
-    def __init__(self, name: str, config: Path, *args: str, log_dir: Path, env: dict | None = None, tag: str = ""):
+    ``prefix`` goes before the command, e.g. ``("ip", "netns", "exec", NS)`` (which execs: the pid stays the service's).
+    """
+
+    def __init__(self, name: str, config: Path, *args: str, log_dir: Path, env: dict | None = None, tag: str = "",
+                 prefix: tuple[str, ...] = ()):
         self.name = name
         self.log_path = Path(log_dir) / f"{tag or name}.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         full_env = {**clean_environ(), "PYTHONUNBUFFERED": "1", **(env or {})}
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", f"azgo_{name}", "--config", str(config), *args],
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", f"azgo_{name}", "--config", str(config), *args],
                                      stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
 
     @property

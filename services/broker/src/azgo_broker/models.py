@@ -30,6 +30,8 @@ from pathlib import Path
 from azgo_core.model import ModelFileError, atomic_write, load_model
 from azgo_core.protocol import ErrorCode, ModelInfo, generation_id
 
+from .store import os_error_text
+
 log = logging.getLogger("azgo.broker.models")
 
 INFO_RE = re.compile(r"^(\d{6,})\.json$")
@@ -167,10 +169,18 @@ class ModelRegistry:
                          samples_seen=meta.samples_seen, created=meta.created)
 
     def _store(self, info: ModelInfo, blob: bytes, now: float) -> None:
-        """Write the file, then its JSON (the commit point), both atomically."""
-        atomic_write(self._path(info.generation, "safetensors"), bytes(blob))
-        record = {"model": info.model_dump(mode="json"), "published": now}
-        atomic_write(self._path(info.generation, "json"), json.dumps(record, indent=1).encode())
+        """Write the file, then its JSON (the commit point), both atomically; PublishRefused(STORAGE) if the disk refuses.
+
+        A model file without its JSON (the JSON write failed) is not a generation: a retry overwrites it.
+        """
+        try:
+            atomic_write(self._path(info.generation, "safetensors"), bytes(blob))
+            record = {"model": info.model_dump(mode="json"), "published": now}
+            atomic_write(self._path(info.generation, "json"), json.dumps(record, indent=1).encode())
+        except OSError as e:
+            text = f"generation {generation_id(info.generation)} not stored: {os_error_text(e)}"
+            log.error("model registry: %s", text)
+            raise PublishRefused(ErrorCode.STORAGE, text) from e
         self.generations[info.generation] = Published(info, now)
         self._current_bytes = bytes(blob)
         log.info("model registry: published generation %s (sha256 %s, %d bytes)",

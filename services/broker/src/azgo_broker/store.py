@@ -30,6 +30,7 @@ closed first.
 from __future__ import annotations
 
 import bisect
+import errno
 import logging
 import os
 import re
@@ -54,6 +55,11 @@ READERS = 4
 
 class StoreError(OSError):
     """The store could not write or sync: the batches of the round were not stored."""
+
+
+def os_error_text(e: OSError) -> str:
+    """An OS error as the broker reports it; a full disk (or quota) is said in words."""
+    return f"disk full ({e})" if e.errno in (errno.ENOSPC, errno.EDQUOT) else str(e)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,36 +191,17 @@ class GameStore:
     def _scan_segment(self, index: int, last: bool) -> None:
         path = self.dir / segment_name(index)
         data = path.read_bytes()
-        offset = 0
-        while offset < len(data):
-            try:
-                payload, length = _read_record(data, offset)
-            except _Corrupt as e:
-                skip = self._skip_corrupt(data, offset)
-                if last and skip == len(data):  # nothing readable follows: a crash mid-write
-                    self._truncate_tail(path, offset, len(data), str(e))
-                    data = data[:offset]
-                    break
-                # damage with readable records after it (possibly acknowledged batches): keep those
+        size = len(data)
+        for offset, payload, length, damage in _walk(data):
+            if payload is not None:
+                self._index(payload, index, offset, length)
+            elif last and offset + length == len(data):  # nothing readable follows: a crash mid-write
+                self._truncate_tail(path, offset, len(data), damage)
+                size = offset
+            else:  # damage with readable records after it (possibly acknowledged batches): keep those
                 log.error("game store: corrupt record in %s at offset %d (%s); skipping %d bytes",
-                          path, offset, e, skip - offset)
-                offset = skip
-                continue
-            self._index(payload, index, offset, length)
-            offset += length
-        self.segment_sizes[index] = len(data)
-
-    @staticmethod
-    def _skip_corrupt(data: bytes, offset: int) -> int:
-        """Where to resume after a corrupt record: the next magic that starts a readable record, else the end."""
-        at = data.find(MAGIC, offset + 1)
-        while at != -1:
-            try:
-                _read_record(data, at)
-                return at
-            except _Corrupt:
-                at = data.find(MAGIC, at + 1)
-        return len(data)
+                          path, offset, damage, length)
+        self.segment_sizes[index] = size
 
     @staticmethod
     def _truncate_tail(path: Path, offset: int, size: int, why: str) -> None:
@@ -273,12 +260,16 @@ class GameStore:
         if self._round_start is None:
             self._round_start = offset
         try:
-            written = os.write(self._fd, record)
-            if written != len(record):
-                raise OSError(f"short write: {written} of {len(record)} bytes")
+            # a short write (the disk filled up part-way) is written on: the next write names the error
+            view = memoryview(record)
+            while view:
+                n = os.write(self._fd, view)
+                if n == 0:
+                    raise OSError(errno.EIO, "write wrote nothing")
+                view = view[n:]
         except OSError as e:
             self._truncate(offset)
-            raise StoreError(f"cannot append to {segment_name(self._tail)}: {e}") from e
+            raise StoreError(f"cannot append to {segment_name(self._tail)}: {os_error_text(e)}") from e
         self.segment_sizes[self._tail] = offset + len(record)
         self._next_seq = seq + 1
         self._pending.append(Entry(seq, batch_id, games, positions, self._tail, offset, len(record), len(blob), received))
@@ -294,7 +285,7 @@ class GameStore:
                 os.fsync(self._fd)
         except OSError as e:
             self.rollback()
-            raise StoreError(f"cannot sync {segment_name(self._tail)}: {e}") from e
+            raise StoreError(f"cannot sync {segment_name(self._tail)}: {os_error_text(e)}") from e
         done, self._pending, self._round_start = self._pending, [], None
         for entry in done:
             self._add(entry)
@@ -394,3 +385,75 @@ class GameStore:
         os.close(self._fd)
         while self._readers:
             os.close(self._readers.popitem()[1])
+
+
+# --- audit (read-only) ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Damage:
+    """Bytes of a segment that hold no readable record."""
+
+    segment: int
+    offset: int
+    size: int
+    reason: str
+    tail: bool
+    """Nothing readable follows, at the end of the last segment: a torn write (the next start truncates it)."""
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What ``audit`` found: every readable record (its payload without the blob) and every damaged span."""
+
+    records: list[dict]
+    """Payload fields but ``blob``, plus ``blob_bytes``, ``segment`` and ``offset``; in file order."""
+    damage: list[Damage]
+
+
+def audit(directory: str | os.PathLike) -> Audit:
+    """Scan the segments in ``directory`` without changing anything (a broker may be running).
+
+    Every record is checked as a start checks it (magic, length, crc32, payload map). A record
+    being appended while this reads shows as tail ``Damage``; repeated batch ids are reported
+    as found (a start would skip the later one), not filtered.
+    """
+    directory = Path(directory)
+    segments = sorted(int(m.group(1)) for p in directory.iterdir() if (m := SEGMENT_RE.match(p.name)) and p.is_file())
+    records, damage = [], []
+    for i, index in enumerate(segments):
+        data = (directory / segment_name(index)).read_bytes()
+        for offset, payload, length, why in _walk(data):
+            if payload is None:
+                damage.append(Damage(index, offset, length, why, i == len(segments) - 1 and offset + length == len(data)))
+                continue
+            blob = payload.pop("blob")
+            records.append({**payload, "blob_bytes": len(blob), "segment": index, "offset": offset})
+    return Audit(records, damage)
+
+
+def _walk(data: bytes):
+    """A segment's contents in order: (offset, payload, length, "") per readable record and
+    (offset, None, length, reason) per damaged span, which ends at the next magic that starts
+    a readable record, else at the end."""
+    offset = 0
+    while offset < len(data):
+        try:
+            payload, length = _read_record(data, offset)
+        except _Corrupt as e:
+            skip = _skip_corrupt(data, offset)
+            yield offset, None, skip - offset, str(e)
+            offset = skip
+            continue
+        yield offset, payload, length, ""
+        offset += length
+
+
+def _skip_corrupt(data: bytes, offset: int) -> int:
+    """Where to resume after a corrupt record: the next magic that starts a readable record, else the end."""
+    at = data.find(MAGIC, offset + 1)
+    while at != -1:
+        try:
+            _read_record(data, at)
+            return at
+        except _Corrupt:
+            at = data.find(MAGIC, at + 1)
+    return len(data)

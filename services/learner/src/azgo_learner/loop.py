@@ -37,6 +37,7 @@ from azgo_core.config import Settings, settings_yaml
 from azgo_core.model import ModelFileError, atomic_write, load_model
 from azgo_core.train import PositionSampler
 from azgo_runtime.client import Backoff, BrokerClient, BrokerUnavailable, RemoteError, Reply
+from azgo_runtime.curve import client_curve
 from azgo_runtime.service import StopFlag
 
 from .checkpoint import Checkpoint, CheckpointError, newest_checkpoint, prune_checkpoints, remove_partial_writes, write_checkpoint
@@ -61,7 +62,8 @@ class Learner:
         self.data_dir = Path(self.cfg.data_dir)
         self.ckpt_dir = self.data_dir / "checkpoints"
         d = settings.distributed
-        self.client = client or BrokerClient(settings.router_endpoint(), timeout=d.request_timeout)
+        self.client = client or BrokerClient(settings.router_endpoint(), timeout=d.request_timeout,
+                                             curve=client_curve(settings, "learner"))
         self.backoff = Backoff(d.reconnect_min, d.reconnect_max)
         self.device = pick_device(self.cfg.device)
         self.trainer = Trainer(settings.net_config(), settings.train_config(), seed=self.cfg.seed, device=self.device)
@@ -71,6 +73,7 @@ class Learner:
         sampler = PositionSampler(history=settings.model.history, window=self.cfg.window_positions)
         self.feed = WindowFeed(sampler, moves_window(self.cfg.window_positions, settings.search.full_search_prob))
         self.reporter = Reporter(self.data_dir, self.cfg.tensorboard)
+        self._report_failing = False  # metrics.jsonl could not be written (said once)
         self.generation = -1  # the broker's current generation: the last we published, or its own when higher
         self.published_at = 0  # trainer step of the last publish
         self.started = False
@@ -240,15 +243,26 @@ class Learner:
         self.generation, self.published_at = info.generation, self.trainer.step
 
     # --- state, reports, broker -----------------------------------------------------------
-    def checkpoint(self) -> None:
-        """Write a checkpoint of everything needed to resume, and drop the oldest beyond keep_checkpoints."""
+    def checkpoint(self) -> bool:
+        """Write a checkpoint of everything needed to resume, and drop the oldest beyond keep_checkpoints.
+
+        A write that fails (a full disk) is logged and tried again at the next interval; training
+        goes on, from the last checkpoint that was written should the learner stop meanwhile.
+        Returns whether it was written.
+        """
         tensors, state = self.trainer.checkpoint_parts()
         state.update(generation=self.generation, published_at=self.published_at, cursor=self.feed.counted_cursor,
                      ratio=self.ratio.counters())
-        path = write_checkpoint(self.ckpt_dir, Checkpoint(tensors, state, settings_yaml(self.settings)))
-        prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
         self._next_checkpoint = time.monotonic() + self.cfg.checkpoint_interval
+        try:
+            path = write_checkpoint(self.ckpt_dir, Checkpoint(tensors, state, settings_yaml(self.settings)))
+        except OSError as exc:  # atomic_write leaves no partial file behind
+            log.error("checkpoint not written at step %d: %s (training goes on; next try in %g s)", self.trainer.step,
+                      exc, self.cfg.checkpoint_interval)
+            return False
+        prune_checkpoints(self.ckpt_dir, self.cfg.keep_checkpoints)
         log.debug("checkpoint %s written", path.name)
+        return True
 
     def report(self) -> None:
         """Send the interval's figures to the broker and append them to the logs."""
@@ -257,7 +271,16 @@ class Learner:
             step=self.trainer.step, generation=self.generation, samples_trained=self.ratio.samples,
             positions_seen=self.ratio.seen, waiting=self.waiting, window_positions=len(self.feed.sampler),
             samples_per_position=self.ratio.ratio, positions_written_off=self.ratio.written_off)
-        self.reporter.write(figures)
+        try:
+            self.reporter.write(figures)
+            if self._report_failing:
+                log.info("learner metrics written again to %s", self.reporter.path)
+            self._report_failing = False
+        except OSError as exc:  # a full disk: the figures still go to the broker
+            if not self._report_failing:
+                log.error("cannot write the learner metrics to %s: %s (said once until it works again)",
+                          self.reporter.path, exc)
+            self._report_failing = True
         try:
             self.client.request(figures.message())
         except (BrokerUnavailable, RemoteError) as exc:
@@ -288,8 +311,7 @@ class Learner:
     def close(self) -> None:
         """Last checkpoint (when stopping after a clean start), then release files and sockets."""
         try:
-            if self.started and self.stop:
-                self.checkpoint()
+            if self.started and self.stop and self.checkpoint():
                 log.info("stopped at step %d, generation %d: checkpoint written", self.trainer.step, self.generation)
         finally:
             self.reporter.close()

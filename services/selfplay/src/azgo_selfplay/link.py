@@ -36,6 +36,7 @@ from collections.abc import Callable
 
 from azgo_core import protocol as P
 from azgo_runtime.client import Backoff, BrokerClient, Reply, Subscriber
+from azgo_runtime.curve import client_curve
 
 from .outbox import Outbox
 
@@ -59,6 +60,7 @@ class BrokerLink:
     """
 
     def __init__(self, settings, hello: P.Hello, outbox: Outbox, describe: Callable[[], dict], *, curve: dict | None = None):
+        curve = curve or client_curve(settings, "selfplay")
         d = settings.distributed
         self.hello = hello
         self.outbox = outbox
@@ -216,7 +218,7 @@ class BrokerLink:
 
     def _on_ack(self, msg: P.BatchAck) -> None:
         self.sending.discard(msg.batch_id)
-        self.outbox.ack(msg.batch_id)
+        self.outbox.ack(msg.batch_id, msg.seq, msg.duplicate)
         self.retry_backoff.reset()
         self.acked += 1
         self.duplicates += msg.duplicate

@@ -11,6 +11,21 @@ Layout under ``<self_play.data_dir>/<worker_id>/outbox/``:
     rejected/<batch_id>.batch  refused by the broker (BAD_BATCH, WRONG_GENERATION...): kept for a
     rejected/<batch_id>.txt    person to look at, with the broker's reason; never resent
     corrupt/<name>             a file that could not be read back (truncated, not ours): kept, never sent
+    journal.log                what happened to each batch, one line per event (below)
+    journal.log.1              the previous journal, once journal.log passed JOURNAL_MAX_BYTES
+
+The journal is an append-only audit, a tab-separated line per event::
+
+    <unix time>  put     <batch_id>  games=<n>  positions=<n>     written to the outbox
+    <unix time>  ack     <batch_id>  seq=<n>    duplicate=<0|1>   the broker said it is stored
+    <unix time>  reject  <batch_id>  <error code>                 the broker refused it for good
+
+An ``ack`` line is appended BEFORE the batch file is deleted, and a ``put`` line AFTER the file
+is in place, so a crash between the two steps leaves a file the journal does not yet explain
+(resent, then acked as a duplicate), never a journal line for a batch that is gone unacked:
+every batch missing from the outbox has an ``ack`` (or ``reject``) line. Lines are written
+with one ``write`` each (a process crash never tears one) but not fsynced: a power cut may
+lose the last ones. ``read_journal`` parses both files, oldest first.
 
 A batch file is a msgpack map (never pickle):
 
@@ -45,6 +60,9 @@ SUFFIX = ".batch"
 MAX_FILE_BYTES = 1 << 30  # a batch file is at most a max_batch_bytes blob plus a few fields
 _ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,%d}$" % MAX_ID_LEN)
 _FIELDS = {"v", "batch_id", "worker_id", "games", "positions", "generations", "created", "blob"}
+JOURNAL = "journal.log"
+JOURNAL_MAX_BYTES = 8 << 20
+"""Size at which journal.log becomes journal.log.1 (replacing the older one): at most twice this on disk."""
 
 
 class OutboxError(ValueError):
@@ -107,6 +125,32 @@ class Entry:
     created: float
 
 
+@dataclass(frozen=True)
+class JournalLine:
+    """One event of the outbox journal; ``fields`` holds the key=value parts (and ``code`` of a reject)."""
+
+    time: float
+    event: str
+    batch_id: str
+    fields: dict[str, str]
+
+
+def read_journal(directory: str | os.PathLike) -> list[JournalLine]:
+    """The journal of the outbox in ``directory`` (journal.log.1, then journal.log), oldest first."""
+    lines = []
+    for name in (JOURNAL + ".1", JOURNAL):
+        path = Path(directory) / name
+        if not path.exists():
+            continue
+        for n, text in enumerate(path.read_text().splitlines(), 1):
+            parts = text.split("\t")
+            if len(parts) < 3:
+                raise OutboxError(f"{path} line {n}: {text!r} is not a journal line")
+            fields = dict(p.split("=", 1) if "=" in p else ("code", p) for p in parts[3:])
+            lines.append(JournalLine(float(parts[0]), parts[1], parts[2], fields))
+    return lines
+
+
 class Outbox:
     """Batches on disk until acknowledged; ``pending()`` lists them oldest first.
 
@@ -119,13 +163,15 @@ class Outbox:
         self.rejected_dir = self.dir / "rejected"
         self.corrupt_dir = self.dir / "corrupt"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.journal_path = self.dir / JOURNAL
+        self._journal_failing = False
         self._entries: dict[str, Entry] = {}
         self._scan()
 
     # --- reading ------------------------------------------------------------------------
     def _scan(self) -> None:
         for path in sorted(self.dir.iterdir()):
-            if not path.is_file():
+            if not path.is_file() or path.name in (JOURNAL, JOURNAL + ".1"):
                 continue
             if path.name.startswith(".") and path.name.endswith(".tmp"):
                 path.unlink(missing_ok=True)  # an interrupted atomic write: the batch was never acked or sent
@@ -198,9 +244,11 @@ class Outbox:
             batch = replace(batch, created=time.time())
         atomic_write(self.path(batch.batch_id), batch.to_bytes())
         self._entries[batch.batch_id] = Entry(batch.batch_id, batch.games, batch.positions, batch.created)
+        self._journal("put", batch.batch_id, f"games={batch.games}", f"positions={batch.positions}")
 
-    def ack(self, batch_id: str) -> bool:
-        """The broker stored ``batch_id``: delete its file. False when it was not (or no longer) here."""
+    def ack(self, batch_id: str, seq: int = -1, duplicate: bool = False) -> bool:
+        """The broker stored ``batch_id`` (as ``seq``): journal it, then delete its file. False when it was not here."""
+        self._journal("ack", batch_id, f"seq={seq}", f"duplicate={int(duplicate)}")
         entry = self._entries.pop(batch_id, None)
         self.path(batch_id).unlink(missing_ok=True)
         return entry is not None
@@ -209,8 +257,26 @@ class Outbox:
         """The broker refused ``batch_id`` for good: move it to ``rejected/`` beside a note of the reason."""
         if self._entries.pop(batch_id, None) is None:
             return None
+        self._journal("reject", batch_id, re.sub(r"\s+", "_", reason.split(":", 1)[0].strip()) or "?")
         self.rejected_dir.mkdir(exist_ok=True)
         target = self.rejected_dir / (batch_id + SUFFIX)
         os.replace(self.path(batch_id), target)
         (self.rejected_dir / f"{batch_id}.txt").write_text(reason + "\n")
         return target
+
+    def _journal(self, event: str, batch_id: str, *fields: str) -> None:
+        """Append one journal line (a single write); a failure is logged, never raised: the journal is an audit."""
+        line = "\t".join((f"{time.time():.3f}", event, batch_id, *fields)) + "\n"
+        try:
+            with open(self.journal_path, "ab") as f:
+                f.write(line.encode())
+                size = f.tell()
+            if size >= JOURNAL_MAX_BYTES:
+                os.replace(self.journal_path, self.journal_path.with_name(JOURNAL + ".1"))
+        except OSError as e:
+            if not self._journal_failing:
+                log.error("cannot append to the outbox journal %s: %s (batches are still kept and acked)",
+                          self.journal_path, e)
+            self._journal_failing = True
+            return
+        self._journal_failing = False
