@@ -79,8 +79,11 @@ def run_gtp(args: argparse.Namespace) -> int:
 
     players = NetPlayers(args.visits, args.device)
     if args.model:  # torch is imported only when a network is needed, to answer `name` fast
+        import torch
+
         from .model import ModelFileError
 
+        torch.set_num_threads(args.threads)
         try:
             players.load(args.model)
         except (OSError, ModelFileError) as e:
@@ -98,6 +101,10 @@ def run_gtp(args: argparse.Namespace) -> int:
     return 0
 
 
+THREADS_HELP = ("torch CPU threads of the network (default 1: a search of one position at a time gains little from "
+                "more, and several threads stall on a busy machine)")
+
+
 def add_gtp(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gtp", help="play Go over GTP v2 on stdin/stdout", description="A GTP v2 engine.")
     p.add_argument("--model", metavar="FILE", help="model file (.safetensors); default: a fresh, untrained network")
@@ -106,6 +113,7 @@ def add_gtp(sub: argparse._SubParsersAction) -> None:
                    help="board size (default: the model's, else 9)")
     p.add_argument("--komi", type=_finite_float, default=7.5, help="komi (default 7.5)")
     p.add_argument("--device", default="cpu", help="torch device for the network (cpu, cuda, cuda:1)")
+    p.add_argument("--threads", type=_positive_int, default=1, help=THREADS_HELP)
     p.set_defaults(run=run_gtp)
 
 
@@ -195,6 +203,7 @@ def add_evaluation(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="where the SGF files go (default data/matches/<time>-A-vs-B)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random player and the search")
     p.add_argument("--device", default="cpu", help="torch device for model engines")
+    p.add_argument("--threads", type=_positive_int, default=1, help=THREADS_HELP)
     p.set_defaults(run=_runtime_command("match", "match"))
 
     p = sub.add_parser("report", help="PNG plots and a markdown summary of a run (data/report/)",

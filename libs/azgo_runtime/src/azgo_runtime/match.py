@@ -90,6 +90,10 @@ class GameWriter:
 def run_match(args: argparse.Namespace, console: Console) -> int:
     specs = [parse_spec(args.a), parse_spec(args.b)]
     size = board_size(args.size, specs)
+    if any(s.kind == "model" for s in specs):  # torch only for a network: `gnugo vs random` starts at once
+        import torch
+
+        torch.set_num_threads(getattr(args, "threads", 1))
     a = make_player(specs[0], size=size, default_visits=args.visits, seed=args.seed, device=args.device)
     try:
         b = make_player(specs[1], size=size, default_visits=args.visits, seed=args.seed + 1, device=args.device)
