@@ -182,3 +182,25 @@ def test_missing_keys_stop_programs_with_the_file_named(tmp_path, capsys):
         assert f"no-keys/workers/{role}.key_secret" in err and "make keys" in err, err
     assert broker.wait(60) == 2, broker.log()
     assert "missing key file" in broker.log() and "broker.key_secret" in broker.log()
+
+
+def test_allow_list_reload_ignores_writers_temporaries_and_survives_vanishing_files(tmp_path):
+    from azgo_broker.auth import Authenticator
+
+    keys = tmp_path / "keys"
+    create_keys(keys, ["selfplay", "learner"])
+    authorized = keys / "authorized"
+    context = zmq.Context()
+    auth = Authenticator(context, authorized, reload_interval=0.01)
+    try:
+        assert sorted(auth.keys.values()) == ["learner", "selfplay"]
+        (authorized / ".half-written.key").write_text("public-key = \"tru")  # a writer's temporary: not read
+        (authorized / "notes.txt").write_text("not a key")
+        assert not auth.reload(force=True) and sorted(auth.keys.values()) == ["learner", "selfplay"]
+        (authorized / "learner.key").unlink()
+        assert auth.reload(force=True) and sorted(auth.keys.values()) == ["selfplay"]
+        shutil.rmtree(authorized)  # no folder at all: nobody is admitted, and it is said
+        assert auth.reload(force=True) and auth.keys == {}
+    finally:
+        auth.close()
+        context.term()

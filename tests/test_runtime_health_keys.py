@@ -156,3 +156,29 @@ def test_keys_main_adds_config_hosts(tmp_path, capsys):
     assert (tmp_path / "keys" / "workers" / "gpu1.example.org.key_secret").exists()
     assert keys_main(["--dir", str(tmp_path / "keys"), "../x"]) == 2
     assert "bad key name" in capsys.readouterr().err
+
+
+def test_a_revoked_key_stays_revoked_when_keys_are_made_again(tmp_path):
+    root = tmp_path / "keys"
+    create_keys(root, ["selfplay", "gpu7"])
+    (root / "authorized" / "gpu7.key").unlink()  # the operator revokes gpu7
+    assert create_keys(root, ["selfplay", "gpu7", "gpu8"]) == ["gpu8"]  # make keys / make run / make deploy again
+    assert sorted(p.name for p in (root / "authorized").iterdir()) == ["gpu8.key", "selfplay.key"]
+
+
+def test_malformed_client_keys_are_named_before_any_socket(tmp_path):
+    from azgo_core.config import load_settings
+    from azgo_runtime.curve import CurveKeyError, client_curve
+
+    root = tmp_path / "keys"
+    create_keys(root, ["selfplay"])
+    settings = load_settings(None, security={"curve": True, "keys_dir": str(root)})
+    assert set(client_curve(settings, "selfplay")) == {"publickey", "secretkey", "serverkey"}
+    secret = root / "workers" / "selfplay.key_secret"
+    text = secret.read_text()
+    secret.write_text(text.replace('secret-key = "', 'secret-key = "~~', 1))  # garbled
+    with pytest.raises(CurveKeyError, match="selfplay.key_secret holds a malformed key"):
+        client_curve(settings, "selfplay")
+    secret.unlink()
+    with pytest.raises(CurveKeyError, match="missing key file .*selfplay.key_secret"):
+        client_curve(settings, "selfplay")

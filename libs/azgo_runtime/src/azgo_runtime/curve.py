@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import zmq.auth
+from zmq.utils import z85
 
 from azgo_core.config import Settings
 
@@ -45,6 +46,12 @@ def _load(path: Path, settings: Settings, *, secret: bool) -> tuple[bytes, bytes
         raise CurveKeyError(f"key file {path} is not a ZeroMQ certificate: {e}") from None
     if public is None or (secret and secret_key is None):
         raise CurveKeyError(f"key file {path} holds no {'secret' if secret else 'public'} key")
+    for key in filter(None, (public, secret_key)):
+        try:
+            if len(key) != 40 or len(z85.decode(key)) != 32:
+                raise ValueError(f"{len(key)} characters, not 40")
+        except (ValueError, KeyError, IndexError, TypeError) as e:  # a garbled key would only fail later, in libzmq
+            raise CurveKeyError(f"key file {path} holds a malformed key ({e})") from None
     return public, secret_key
 
 

@@ -71,8 +71,19 @@ def create_keys(root: Path, clients: list[str]) -> list[str]:
     for name in clients:
         if _create_pair(workers, name):
             created.append(name)
-        shutil.copyfile(workers / f"{name}.key", authorized / f"{name}.key")
+            _authorize(workers / f"{name}.key", authorized / f"{name}.key")
     return created
+
+
+def _authorize(public: Path, target: Path) -> None:
+    """Admit a new pair's public key: written under a name the broker's reload ignores, then renamed.
+
+    Only new pairs are admitted: a key an operator removed from authorized/ (revoked) stays
+    out when keys are made again for other names, by `make keys`, `make run` or `make deploy`.
+    """
+    tmp = target.with_name(f".{target.name}.new")
+    shutil.copyfile(public, tmp)
+    os.replace(tmp, target)
 
 
 def config_hosts(config: str | None) -> list[str]:

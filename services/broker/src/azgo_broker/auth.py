@@ -30,12 +30,24 @@ ZAP_ENDPOINT = "inproc://zeromq.zap.01"  # fixed by RFC 27
 ZAP_VERSION = b"1.0"
 
 
-def _listing(folder: Path) -> tuple:
-    """What identifies the folder's contents for reloading: (name, size, mtime) of each key file."""
+def _listing(folder: Path) -> tuple | None:
+    """What identifies the folder's contents for reloading: (name, size, mtime) of each ``*.key`` file
+    (hidden files are temporaries of a writer); None when the folder cannot be read just now."""
     try:
-        return tuple(sorted((p.name, st.st_size, st.st_mtime_ns) for p in folder.glob("*.key") if (st := p.stat())))
-    except OSError:
+        paths = [p for p in folder.iterdir() if p.suffix == ".key" and not p.name.startswith(".")]
+    except FileNotFoundError:
         return ()
+    except OSError as e:
+        log.error("allow-list folder %s unreadable (%s): keeping the keys loaded before", folder, e)
+        return None
+    found = []
+    for p in paths:
+        try:
+            st = p.stat()
+        except FileNotFoundError:  # removed between the listing and now: revoked, as it should be
+            continue
+        found.append((p.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(found))
 
 
 class Authenticator:
@@ -67,7 +79,7 @@ class Authenticator:
             return False
         self._next_reload = now + self.reload_interval
         listing = _listing(self.folder)
-        if listing == self._listing and not force:
+        if listing is None or (listing == self._listing and not force):
             return False
         self._listing = listing
         keys: dict[bytes, str] = {}
@@ -75,6 +87,8 @@ class Authenticator:
             path = self.folder / name
             try:
                 public, _secret = zmq.auth.load_certificate(path)
+            except FileNotFoundError:
+                continue
             except (OSError, ValueError) as e:
                 log.error("allow-list: %s skipped: not a ZeroMQ public key file (%s)", path, e)
                 continue
@@ -117,7 +131,7 @@ class Authenticator:
     def _answer(self, frames: list[bytes]) -> None:
         if len(frames) < 6:
             log.error("malformed ZAP request of %d frames", len(frames))
-            self.sock.send_multipart([ZAP_VERSION, frames[1] if len(frames) > 1 else b"", b"500", b"malformed request", b"", b""])
+            self._reply(frames[1] if len(frames) > 1 else b"", b"500", b"malformed request")
             return
         version, request_id, _domain, address, _identity, mechanism, *credentials = frames
         if version != ZAP_VERSION:

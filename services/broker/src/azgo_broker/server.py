@@ -131,7 +131,10 @@ class Broker(RequestHandlers):
         while not stop.is_set():
             ready = dict(poller.poll(int(TICK_SECONDS * 1000)))
             if self.auth and self.auth.sock in ready:
-                self.auth.handle()
+                try:
+                    self.auth.handle()
+                except Exception:  # a broken handshake answer must not stop the broker
+                    log.exception("ZAP handler failed")
             if self.router in ready:
                 self.serve_round()
             self.tick()
@@ -165,7 +168,10 @@ class Broker(RequestHandlers):
 
     def admitted(self, frames: list[zmq.Frame]) -> list[bytes] | None:
         """A request's frames if its connection's key (ZAP User-Id) is still allowed; else refuse it (revoked)."""
-        user = frames[-1].get("User-Id") if len(frames) > 1 else None
+        try:
+            user = frames[-1].get("User-Id") if len(frames) > 1 else None
+        except zmq.ZMQError:  # no User-Id: not a connection our ZAP handler admitted
+            user = None
         if self.auth.allowed(user):
             return [f.bytes for f in frames]
         identity = frames[0].bytes
