@@ -44,12 +44,14 @@ DEV_STAMP := $(VENV)/.azgo-dev-installed
 
 TEST_PATHS := $(CORE)/tests tests
 
-.PHONY: venv $(VENV) dev test check lint gnugo bench bench-core gtp run status config clean distclean
+
+.PHONY: venv venv-module $(VENV) dev test check lint gnugo bench bench-core gtp run status config clean distclean
 
 venv $(VENV): $(VENV_STAMP)
 
 $(VENV_STAMP): $(addsuffix /pyproject.toml,$(PACKAGES))
 	@echo "==> creating $(VENV) and installing azgo (core, runtime, services)"
+	@test -x $(PY) || $(MAKE) --no-print-directory venv-module
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(PIP_TORCH_ARGS) '$(TORCH_SPEC)'
 	$(PIP) install -e '$(CORE)[test]' $(addprefix -e ,$(RUNTIME) $(SERVICES))
@@ -60,6 +62,21 @@ dev: $(DEV_STAMP)
 $(DEV_STAMP): $(VENV_STAMP)
 	$(PIP) install -e '$(CORE)[test,dev]'
 	touch $@
+
+# Debian splits `python3 -m venv` (ensurepip) into python3-venv: installed like GNU Go below
+# when missing (as root, with apt-get), else a message that names the package.
+venv-module:
+	@if $(PYTHON) -c 'import ensurepip, venv' >/dev/null 2>&1; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "==> $(PYTHON) cannot create a venv: installing python3-venv with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3-venv; \
+	else \
+		echo "error: $(PYTHON) -m venv needs the venv and ensurepip modules." >&2; \
+		echo "       Install them as root: apt-get install python3-venv, or pass PYTHON=/path/to/python3." >&2; \
+		exit 1; \
+	fi
+	@$(PYTHON) -c 'import ensurepip, venv' || { echo "error: $(PYTHON) still has no venv module after the install" >&2; exit 1; }
 
 # GNU Go is the tests' reference opponent for the GTP engine.
 gnugo:

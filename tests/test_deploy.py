@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 from docker_helpers import ROOT, TAG, compose_env, require_docker
-from procs import Service, config_data, get_json, tiny_config, wait_for
+from procs import TINY, Service, config_data, get_json, tiny_config, wait_for
 
 from azgo_runtime.keys import create_keys
 
@@ -152,7 +152,8 @@ def test_deploy_two_hosts_restart_undeploy(selfplay_image, hosts, ssh_key, tmp_p
     # beyond loopback, so CURVE is on: the broker admits the keys deploy makes for the workers
     # (keys/authorized/, reloaded without a restart) and the learner's, made here
     create_keys(tmp_path / "keys", ["learner"])
-    config = tiny_config(tmp_path, broker={"bind": here}, distributed={"broker_host": here},
+    # b weighs 2 (a machine twice as fast): its worker plays twice the games at once
+    config = tiny_config(tmp_path, broker={"bind": here}, distributed={"broker_host": here, "worker_weights": {b.ip: 2.0}},
                          security={"keys_dir": str(tmp_path / "keys")})
     status_url = f"http://{here}:{config_data(config)['broker']['http_port']}/status"
     broker = Service("broker", config, log_dir=tmp_path)
@@ -175,7 +176,13 @@ def test_deploy_two_hosts_restart_undeploy(selfplay_image, hosts, ssh_key, tmp_p
         def both_active_with_games():
             by_id = {w["worker_id"]: w for w in get_json(status_url)["workers"]}
             return all(by_id.get(i, {}).get("state") == "Active" and by_id[i]["games_total"] > 0 for i in ids.values()) and by_id
-        wait_for(both_active_with_games, 120, "both deployed workers Active with games played", interval=0.5)
+        by_id = wait_for(both_active_with_games, 120, "both deployed workers Active with games played", interval=0.5)
+        games_at_once = TINY["self_play"]["parallel_games"]
+        assert by_id[ids[a]]["parallel_games"] == games_at_once and by_id[ids[b]]["parallel_games"] == 2 * games_at_once
+        assert f"(weight 2: {2 * games_at_once} games at once per worker)" in p.stdout
+        table = make("status", tmp_path, 60, STATUS_ARGS=f"--url http://{here}:{config_data(config)['broker']['http_port']}")
+        rows = {line.split("│")[1].strip(): line for line in table.stdout.splitlines() if line.count("│") > 5}
+        assert f"│ {2 * games_at_once:>7} │" in rows[ids[b]] and f"│ {games_at_once:>7} │" in rows[ids[a]], table.stdout
 
         # a second deploy changes nothing: the image is there, the containers stay up
         before = a.workers()
@@ -232,13 +239,16 @@ def test_deploy_two_hosts_restart_undeploy(selfplay_image, hosts, ssh_key, tmp_p
     assert set(ids.values()) <= workers, f"stored batches come from {workers}"
 
 
-def test_doctor_reports_missing_and_stopped_engines(testhost_image, hosts, ssh_key, tmp_path):
-    """make doctor: a host without Docker and one whose engine is stopped, each with its fix; exit status 1."""
+def test_doctor_reports_missing_and_stopped_engines(selfplay_image, testhost_image, hosts, ssh_key, tmp_path):
+    """make doctor: a host without Docker and one whose engine is stopped, each with its fix; exit status 1.
+
+    The image to ship is the one this suite builds (IMAGE=), so the local checks pass on a machine
+    that never built the default azgo/selfplay:dev: the only problems are the two engines."""
     (none,) = hosts(1, engine="none")
     (stopped,) = hosts(1, engine="stopped")
     config = tiny_config(tmp_path)
     p = make("doctor", tmp_path, 120, HOSTS=f"root@{none.ip},root@{stopped.ip}", SSH_KEY=str(ssh_key),
-             CONFIG=str(config), GPUS="none")
+             CONFIG=str(config), GPUS="none", IMAGE=selfplay_image)
     assert p.returncode != 0
     rows = doctor_rows(p.stdout)
     assert rows[(f"root@{none.ip}", "docker")][:2] == ("FAIL", "Docker is not installed")
@@ -249,6 +259,7 @@ def test_doctor_reports_missing_and_stopped_engines(testhost_image, hosts, ssh_k
         assert rows[(f"root@{host.ip}", "ssh")][0] == "ok"
         assert rows[(f"root@{host.ip}", "gpu")][0] == "skip"  # not checked after the engine failed
     assert "new host, its key SHA256:" in p.stdout  # unknown hosts are scanned into the state's known_hosts, and it says so
+    assert rows[("local", "image")][0] == "ok", rows[("local", "image")]
     assert "2 problem(s)" in p.stdout
 
 

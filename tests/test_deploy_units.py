@@ -115,7 +115,8 @@ def test_compose_project_one_service_per_gpu(tmp_path):
         svc = project["services"][w.service]
         assert svc["environment"] == {"AZGO_WORKER_ID": w.worker_id, "AZGO_DISTRIBUTED__BROKER_HOST": "10.0.0.5",
                                       "AZGO_SECURITY__CURVE": "true", "AZGO_SECURITY__KEYS_DIR": "/run/secrets",
-                                      "AZGO_SELF_PLAY__DEVICE": "cuda"}
+                                      "AZGO_SELF_PLAY__DEVICE": "cuda", "AZGO_SELF_PLAY__PARALLEL_GAMES": "64",
+                                      "AZGO_SELF_PLAY__BATCH_SIZE": "32"}
         (device,) = svc["deploy"]["resources"]["reservations"]["devices"]
         assert device == {"driver": "nvidia", "device_ids": [str(w.gpu)], "capabilities": ["gpu"]}  # its own GPU only
         assert svc["network_mode"] == "host" and svc["restart"] == "unless-stopped" and svc["init"] is True
@@ -126,6 +127,25 @@ def test_compose_project_one_service_per_gpu(tmp_path):
     cpu = compose_project(host, plan_workers(host, None), image="azgo/selfplay:dev", settings=settings, broker="b")
     assert list(cpu["services"]) == ["cpu"] and "deploy" not in cpu["services"]["cpu"]
     assert cpu["services"]["cpu"]["environment"]["AZGO_SELF_PLAY__DEVICE"] == "cpu"
+
+
+def test_a_hosts_weight_scales_its_workers_games_at_once(tmp_path):
+    """The seed's "worker2: 2.0  # 2x faster machine": its workers play twice the games at once, twice the batch."""
+    settings = _settings(tmp_path, distributed={"workers": [{"host": "gpu1", "weight": 0.5}, {"host": "gpu2"}],
+                                      "worker_weights": {"gpu3": 2.0}},
+                         self_play={"parallel_games": 64, "batch_size": 32})
+    hosts = resolve_hosts("gpu1,gpu2,gpu3", settings)
+    assert [h.weight for h in hosts] == [0.5, 1.0, 2.0]
+
+    def env(host):
+        project = compose_project(host, plan_workers(host, [0, 1]), image="i", settings=settings, broker="b")
+        envs = [svc["environment"] for svc in project["services"].values()]
+        assert len(envs) == 2 and envs[0]["AZGO_SELF_PLAY__PARALLEL_GAMES"] == envs[1]["AZGO_SELF_PLAY__PARALLEL_GAMES"]
+        return int(envs[0]["AZGO_SELF_PLAY__PARALLEL_GAMES"]), int(envs[0]["AZGO_SELF_PLAY__BATCH_SIZE"])
+    assert [env(h) for h in hosts] == [(32, 16), (64, 32), (128, 64)]
+    # the worker reads them over the shipped config: the environment wins
+    even = _settings(tmp_path, distributed={"load_balancing": "even", "worker_weights": {"gpu3": 2.0}})
+    assert [h.weight for h in resolve_hosts("gpu1,gpu3", even)] == [1.0, 1.0]
 
 
 def test_worker_config_is_the_broker_settings_pointed_at_it(tmp_path):

@@ -12,7 +12,7 @@ from azgo_runtime.status import StatusUnavailable, default_url, fetch_status, ma
 STATUS = {
     "model": {"generation": 4, "sha256": "ab" * 32},
     "workers": [
-        {"worker_id": "gpu1-a", "host": "gpu1", "state": "Active", "generation": 4, "games_total": 1234,
+        {"worker_id": "gpu1-a", "host": "gpu1", "state": "Active", "generation": 4, "games_total": 1234, "parallel_games": 96,
          "games_per_s": 0.61, "nn_evals_per_s": 412.0, "outbox": 0, "last_seen_s": 0.4},
         {"worker_id": "gpu2-b", "host": "gpu2", "state": "Error", "generation": 3, "games_total": 10,
          "games_per_s": 0.0, "nn_evals_per_s": 0.0, "outbox": 2, "last_seen_s": 1.0, "error": "CUDA out of memory"},
@@ -36,6 +36,10 @@ def test_table_shows_every_worker_state_generation_and_errors():
     text = text_of(render(STATUS))
     for word in ("gpu1-a", "gpu2-b", "gpu3-c", "Active", "Error", "Offline", "000004", "000003", "1,234", "0.61"):
         assert word in text
+    head = next(line for line in text.splitlines() if "worker" in line and "at once" in line)
+    row = next(line for line in text.splitlines() if "gpu1-a" in line)
+    at = head.index("at once")
+    assert row[at:at + 7].strip() == "96"  # the games a worker plays at once (its host's weight scales them)
     assert "CUDA out of memory" in text  # an Error worker says why
     assert "Active 1  Syncing 0  Error 1  Offline 1" in text
     assert "loss 3.123" in text

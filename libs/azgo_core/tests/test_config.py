@@ -56,16 +56,25 @@ def test_environment_overrides_file_and_nested_lists(tmp_path, monkeypatch):
     assert s.distributed.compression is True  # the file's other fields stay
     assert s.self_play.parallel_games == 7
     assert s.distributed.workers[0].host == "gpu1" and s.distributed.workers[0].gpu_id == 1
-    assert s.worker_weight(s.distributed.workers[0]) == 2
+    assert s.host_weight("gpu1") == 2
 
 
 def test_worker_weights_and_even_balancing(tmp_path):
     path = write(tmp_path, {"distributed": {"workers": [{"host": "a", "weight": 3}, {"host": "b"}],
                                             "worker_weights": {"b": 5}}})
     s = load_settings(path)
-    assert [s.worker_weight(w) for w in s.distributed.workers] == [3, 5]
+    assert [s.host_weight(w.host) for w in s.distributed.workers] == [3, 5]
+    assert s.host_weight("c") == 1  # a host only named on the command line
     s = load_settings(path, distributed={"load_balancing": "even"})
-    assert [s.worker_weight(w) for w in s.distributed.workers] == [1, 1]
+    assert [s.host_weight(w.host) for w in s.distributed.workers] == [1, 1]
+
+
+def test_weight_scales_a_hosts_parallel_games_and_batch(tmp_path):
+    s = load_settings(write(tmp_path, {"self_play": {"parallel_games": 32, "batch_size": 16}}))
+    assert s.weighted_self_play(1.0) == (32, 16)
+    assert s.weighted_self_play(2.0) == (64, 32)
+    assert s.weighted_self_play(0.5) == (16, 8)
+    assert s.weighted_self_play(0.001) == (1, 1) and s.weighted_self_play(1000) == (4096, 4096)
 
 
 @pytest.mark.parametrize(

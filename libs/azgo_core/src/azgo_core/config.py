@@ -211,7 +211,8 @@ class WorkerHost(_Section):
     gpu_id: int | None = Field(None, ge=0)
     """GPU index on that host (null: all)."""
     weight: float = Field(1.0, gt=0)
-    """Relative share of self-play given to this host."""
+    """This host's self-play load relative to the configured one: each of its workers plays
+    round(weight * self_play.parallel_games) games at once (network batch scaled alike)."""
 
 
 class Distributed(_Section):
@@ -228,9 +229,9 @@ class Distributed(_Section):
     sync_interval: int = Field(16, ge=0)
     """Finished games between a worker's explicit model checks (0: only announcements)."""
     load_balancing: Literal["weighted", "even"] = "weighted"
-    """How self-play is split over hosts: by weight, or evenly."""
+    """weighted: a deployed host's workers play weight x parallel_games games at once; even: every host the same."""
     worker_weights: dict[str, float] = {}
-    """Weights by host name, overriding workers[].weight."""
+    """Weights by host name, overriding workers[].weight (hosts named only in HOSTS= too)."""
     heartbeat_interval: float = Field(1.0, gt=0, le=60)
     """Seconds between heartbeats (Paranoid Pirate: 1 s)."""
     liveness: int = Field(3, ge=1, le=100)
@@ -394,11 +395,21 @@ class Settings(BaseSettings):
     def pub_endpoint(self, host: str | None = None) -> str:
         return f"tcp://{host or self.distributed.broker_host}:{self.broker.pub_port}"
 
-    def worker_weight(self, host: WorkerHost) -> float:
-        """A host's self-play share before normalisation (``load_balancing`` and ``worker_weights``)."""
-        if self.distributed.load_balancing == "even":
+    def host_weight(self, host: str) -> float:
+        """A deployed host's self-play load factor: 1 under ``even`` balancing, else
+        ``worker_weights[host]``, else the weight of its ``workers[]`` entry, else 1."""
+        d = self.distributed
+        if d.load_balancing == "even":
             return 1.0
-        return self.distributed.worker_weights.get(host.host, host.weight)
+        if host in d.worker_weights:
+            return d.worker_weights[host]
+        return next((w.weight for w in d.workers if w.host == host), 1.0)
+
+    def weighted_self_play(self, weight: float) -> tuple[int, int]:
+        """(parallel_games, batch_size) of a worker on a host of ``weight``: both scaled, at least 1."""
+        sp = self.self_play
+        scale = lambda n: max(1, min(4096, round(n * weight)))  # noqa: E731  (the fields' bounds)
+        return scale(sp.parallel_games), scale(sp.batch_size)
 
     @property
     def curve_enabled(self) -> bool:

@@ -103,6 +103,8 @@ class Hello(Message):
     code_version: Text = ""
     pid: Count = 0
     board_size: int = Field(ge=5, le=19)
+    parallel_games: int = Field(0, ge=0, le=4096)
+    """Games a self-play worker plays at once (0: not a self-play worker, or not said)."""
 
 
 class Heartbeat(Message):

@@ -1,7 +1,9 @@
 """`azgo status` / `make status`: the worker table from the broker's ``/status`` JSON.
 
-    worker      host   state    gen     games   games/s  evals/s  last seen
-    local-1     box    Active   000004  1,204   0.61     412      0.4 s
+    worker      host   state    gen     at once  games   games/s  evals/s  outbox  last seen
+    local-1     box    Active   000004  32       1,204   0.61     412      0       0.4 s
+
+"at once" is the worker's parallel games (a deployed host's weight scales it).
 
 The broker decides Offline (no message within the liveness window); workers report Active,
 Syncing (fetching or loading a new generation) and Error (an exception, shown below the table).
@@ -67,14 +69,15 @@ def render(status: dict) -> Group:
                                        ("  loss ", "bold"), _num(learner.get("loss_total"), ".3f")))
     states = "  ".join(f"{s} {by_state.get(s, 0)}" for s in ("Active", "Syncing", "Error", "Offline"))
     table = Table(title=f"workers: {states}", title_justify="left", expand=False)
-    for col in ("worker", "host", "state", "gen", "games", "games/s", "evals/s", "outbox", "last seen"):
+    for col in ("worker", "host", "state", "gen", "at once", "games", "games/s", "evals/s", "outbox", "last seen"):
         table.add_column(col, justify="left" if col in ("worker", "host", "state") else "right", no_wrap=True)
     workers = status.get("workers", [])
     for w in workers:
         state = w.get("state", "?")
         table.add_row(
             w.get("worker_id", "?"), w.get("host", ""), Text(state, style=STATE_STYLE.get(state, "")),
-            _gen(w.get("generation")), _num(w.get("games_total")), _num(w.get("games_per_s"), ".2f"),
+            _gen(w.get("generation")), _num(w.get("parallel_games") or None), _num(w.get("games_total")),
+            _num(w.get("games_per_s"), ".2f"),
             _num(w.get("nn_evals_per_s"), ",.0f"), _num(w.get("outbox")), f"{w.get('last_seen_s', 0):.1f} s",
         )
     parts = [head, table]

@@ -41,6 +41,7 @@ class Worker:
     gpu: str = ""
     code_version: str = ""
     pid: int = 0
+    parallel_games: int = 0
     state: WorkerState = WorkerState.SYNCING
     """What the status table shows: ``reported``, or Offline while silent."""
     reported: WorkerState = WorkerState.SYNCING
@@ -64,6 +65,7 @@ class Worker:
         """The worker as a /status row."""
         return {
             "worker_id": self.worker_id, "host": self.host, "gpu": self.gpu, "role": self.role,
+            "parallel_games": self.parallel_games,
             "state": self.state.value, "generation": self.generation, "games_total": self.games_total,
             "positions_total": self.positions_total, "games_per_s": self.games_per_s,
             "positions_per_s": self.positions_per_s, "nn_evals_per_s": self.nn_evals_per_s,
@@ -93,7 +95,8 @@ class WorkerRegistry:
         if old is None and len(self.workers) >= self.max_workers:
             _, evicted = self.workers.popitem(last=False)
         worker = Worker(worker_id=msg.worker_id, role=msg.role, host=msg.host[:MAX_FIELD], gpu=msg.gpu[:MAX_FIELD],
-                        code_version=msg.code_version[:MAX_FIELD], pid=msg.pid, first_seen=now, last_seen=now,
+                        code_version=msg.code_version[:MAX_FIELD], pid=msg.pid,
+                        parallel_games=msg.parallel_games, first_seen=now, last_seen=now,
                         joined=old.joined if old else wall, synced=old.synced if old else set())
         self.workers[msg.worker_id] = worker
         return worker, evicted

@@ -94,7 +94,8 @@ class SelfPlayWorker:
         self._lock = claim_worker_dir(home)
         self.outbox = Outbox(home / "outbox")
         hello = P.Hello(worker_id=self.worker_id, role="selfplay", host=os.uname().nodename, gpu=gpu_name(self.device),
-                        code_version=azgo_core.__version__, pid=os.getpid(), board_size=settings.board.size)
+                        code_version=azgo_core.__version__, pid=os.getpid(), board_size=settings.board.size,
+                        parallel_games=settings.self_play.parallel_games)
         self.link = BrokerLink(settings, hello, self.outbox, self._describe)
         self.state, self.error = P.WorkerState.SYNCING, ""
         self.generation, self.evaluate, self.runner = -1, None, None

@@ -119,7 +119,9 @@ def deploy(facts: list[HostFacts], settings: Settings, args: argparse.Namespace,
             raise DeployError(f"{f.host.spec}: compose up failed: {r.err.strip()[-800:]}")
         Record(f.host.spec, f.host.key_path, f.host.context, f.host.project, image, f.broker,
                [{"worker_id": w.worker_id, "service": w.service, "gpu": w.gpu} for w in workers]).save(folder)
-        return f"{f.host.spec}: {', '.join(w.worker_id for w in workers)} started -> broker {f.broker}"
+        games, _ = settings.weighted_self_play(f.host.weight)
+        return (f"{f.host.spec}: {', '.join(w.worker_id for w in workers)} started -> broker {f.broker} "
+                f"(weight {f.host.weight:g}: {games} games at once per worker)")
 
     with ThreadPoolExecutor(max_workers=min(16, len(plans))) as pool:
         for line in pool.map(start, plans):

@@ -12,6 +12,11 @@ finds what an earlier one made without any local record:
     context   azgo-<name>                                  docker context (ssh://user@host:port)
     project   azgo-selfplay-<name, lower case, '.' -> '-'> compose project on the host
 
+Weight: ``Settings.host_weight`` (``distributed.worker_weights``, else the host's
+``workers[].weight``, else 1; 1 everywhere under ``load_balancing: even``). A host of weight 2
+(a machine twice as fast) runs each of its workers with twice ``self_play.parallel_games`` and
+twice the network batch.
+
 GPU request (``GPUS=``): ``all`` (every GPU of the host; none is an error), ``0,1`` (those),
 ``none`` / ``cpu`` (one CPU worker), empty (``auto``: every GPU when the host has some, else one
 CPU worker). Each GPU gets its own service and worker ``<name>-gpu<N>``; a CPU host runs
@@ -73,6 +78,8 @@ class Host:
     port: int | None = None
     key_path: str | None = None
     gpus: GpuRequest = GpuRequest()
+    weight: float = 1.0
+    """Self-play load factor (``Settings.host_weight``): its workers play weight x parallel_games at once."""
 
     @property
     def target(self) -> str:
@@ -171,7 +178,8 @@ def resolve_hosts(hosts: str | None, settings: Settings, gpus: str | None = None
         chosen = list(known.values())
     if not chosen:
         raise HostSpecError("no hosts: pass HOSTS=user@host,... (azgo deploy --hosts) or list them in distributed.workers")
-    chosen = [replace(h, gpus=request or h.gpus, key_path=key_path or h.key_path) for h in chosen]
+    chosen = [replace(h, gpus=request or h.gpus, key_path=key_path or h.key_path, weight=settings.host_weight(h.host))
+              for h in chosen]
     names = [h.name for h in chosen]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

@@ -13,7 +13,8 @@ compose file itself or is copied into its container by compose at creation:
                         when missing), at /run/secrets/selfplay.key_secret; read from an
                         environment variable of the compose command, so no file here holds it
     environment         AZGO_WORKER_ID, AZGO_DISTRIBUTED__BROKER_HOST, AZGO_SELF_PLAY__DEVICE,
-                        AZGO_SECURITY__CURVE=true and AZGO_SECURITY__KEYS_DIR=/run/secrets
+                        AZGO_SECURITY__CURVE=true and AZGO_SECURITY__KEYS_DIR=/run/secrets, and
+                        AZGO_SELF_PLAY__PARALLEL_GAMES / __BATCH_SIZE scaled by the host's weight
     volumes.<service>-outbox  /data/selfplay: unacknowledged batches survive a redeploy
 
 Workers use the host's network (``network_mode: host``): they only connect out, to the broker.
@@ -97,11 +98,13 @@ def compose_project(host: Host, workers: list[Worker], *, image: str, settings: 
     # compose interpolates ${...} everywhere, inline content included: a literal $ is written $$
     content = _Literal(worker_config(settings, broker).replace("$", "$$"))
     digest = hashlib.sha256((content + secrets_digest).encode()).hexdigest()[:16]
+    parallel_games, batch_size = settings.weighted_self_play(host.weight)
     for w in workers:
         # a remote worker always speaks CURVE: its key is in the broker's allow-list
         env = {"AZGO_WORKER_ID": w.worker_id, "AZGO_DISTRIBUTED__BROKER_HOST": broker,
                "AZGO_SECURITY__CURVE": "true", "AZGO_SECURITY__KEYS_DIR": "/run/secrets",
-               "AZGO_SELF_PLAY__DEVICE": "cpu" if w.gpu is None else "cuda"}
+               "AZGO_SELF_PLAY__DEVICE": "cpu" if w.gpu is None else "cuda",
+               "AZGO_SELF_PLAY__PARALLEL_GAMES": str(parallel_games), "AZGO_SELF_PLAY__BATCH_SIZE": str(batch_size)}
         service = {
             "image": image,
             "restart": "unless-stopped",
