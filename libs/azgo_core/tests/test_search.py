@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from azgo_core import board as B
 from azgo_core import coords, mcts
 from azgo_core.position import BLACK, WHITE, Position
 from azgo_core.search import Forest, MctsPlayer, SearchConfig, uniform_evaluator
@@ -274,7 +275,43 @@ def test_each_game_of_a_forest_stops_at_its_own_target():
 
 
 def legal_moves(pos):
-    return np.flatnonzero(pos.legal_mask())
+    """The children the search gives ``pos``: the legal moves, the pass only as ``mcts``'s pass
+    rule allows (after the opponent's pass, or when only own-eye fills are left)."""
+    mask = pos.legal_mask()
+    if pos.passes == 0 and not B.settled(pos.state, pos.size, mask):
+        mask[-1] = False
+    return np.flatnonzero(mask)
+
+
+def test_the_pass_is_searched_only_after_a_pass_or_on_a_settled_board():
+    f = Forest(1, 5, SearchConfig(visits=30, cheap_visits=30))
+    open_board = board("""
+        . . . . .
+        . X . . .
+        . . . O .
+        . . . . .
+        . . . . .""")
+    settled_board = board("""
+        . X O . O
+        X X O O O
+        . X O . O
+        X X O O O
+        . X O . O""")
+    after_pass = play(open_board.copy(), "pass")
+    for pos, pass_searched in ((open_board, False), (settled_board, True), (after_pass, True)):
+        f.load(0, pos)
+        f.start(0, 30, noise=False)
+        f.search(np.array([0]), uniform_evaluator)
+        moves, _ = f.root_priors(0)
+        assert (25 in moves) == pass_searched, pos.to_ascii()
+        assert np.array_equal(moves, legal_moves(pos))
+    # black's only legal points on the settled board fill its own eyes; white's too
+    assert legal_moves(settled_board).tolist() == [0, 10, 20, 25]
+    free = Forest(1, 5, SearchConfig(visits=30, cheap_visits=30, settled_pass=False))
+    free.load(0, open_board)
+    free.start(0, 30, noise=False)
+    free.search(np.array([0]), uniform_evaluator)
+    assert 25 in free.root_priors(0)[0]  # the rule off: the pass is searched like any move
 
 
 def test_root_noise_is_drawn_once_per_move_and_stays_fixed():

@@ -19,11 +19,11 @@ from azgo_core.search import SearchConfig, uniform_evaluator
 from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
 
 
-def make_config(size=5, parallel_games=6, batch_size=8, komi=0.5, move_cap=None, resign_min_moves=4, no_pass_moves=0,
-                **search):
+def make_config(size=5, parallel_games=6, batch_size=8, komi=0.5, move_cap=None, resign_min_moves=4,
+                resign_max_share=1.0, **search):
     search = dict(dict(visits=10, cheap_visits=3, full_search_prob=0.5), **search)
     return SelfPlayConfig(board_size=size, komi=komi, parallel_games=parallel_games, batch_size=batch_size,
-                          move_cap=move_cap, resign_min_moves=resign_min_moves, no_pass_moves=no_pass_moves,
+                          move_cap=move_cap, resign_min_moves=resign_min_moves, resign_max_share=resign_max_share,
                           search=SearchConfig(**search))
 
 
@@ -329,15 +329,15 @@ def test_calibration_keeps_false_resignations_at_the_target():
     rng = np.random.default_rng(0)
     minima = rng.uniform(-1.0, 0.0, size=200)
     for m in minima[:19]:
-        cal.add(m)
-    assert cal.threshold is None  # too few games: nobody resigns
+        cal.add(WHITE, m)
+    assert cal.threshold[WHITE] is None  # too few games: nobody resigns
     for m in minima[19:]:
-        cal.add(m)
-    false = np.mean(minima < cal.threshold)  # winners that would have resigned
-    assert false <= 0.05 and cal.threshold < -0.9
+        cal.add(WHITE, m)
+    false = np.mean(minima < cal.threshold[WHITE])  # winners that would have resigned
+    assert false <= 0.05 and cal.threshold[WHITE] < -0.9
     cal = ResignCalibration(ceiling=-0.8, min_games=1)
-    cal.add(0.5)
-    assert cal.threshold == -0.8  # never above the configured threshold
+    cal.add(BLACK, 0.5)
+    assert cal.threshold[BLACK] == -0.8  # never above the configured threshold
 
 
 @pytest.mark.parametrize("loser", [BLACK, WHITE])
@@ -345,16 +345,43 @@ def test_a_calibrating_runner_resigns_only_after_enough_won_no_resign_games(lose
     cfg = make_config(parallel_games=4, batch_size=4, no_resign_share=0.5, resign_calibration_games=3,
                       resign_threshold=-0.8)
     runner = SelfPlayRunner(cfg, side_lost_evaluator(loser), seed=5)
-    assert runner.resign_threshold is None
+    assert runner.resign_threshold(BLACK) is None and runner.resign_threshold(WHITE) is None
     first = runner.play(2)
     assert not any(r.resigned for r in first)  # uncalibrated: every game is played out
-    assert len(runner.resign.minima) <= runner.stats.no_resign_games
-    # winners that never looked lost (value +1): the calibrated threshold is the configured ceiling
-    runner.resign.minima.clear()
+    assert sum(map(len, runner.resign.minima.values())) <= runner.stats.no_resign_games
+    # games won by the winning colour calibrate that colour only: the loser still never resigns
     for _ in range(3):
-        runner.resign.add(1.0)
-    assert runner.resign_threshold == -0.8
+        runner.resign.add(3 - loser, 1.0)
+    assert runner.resign_threshold(3 - loser) == -0.8 and runner.resign_threshold(loser) is None
+    assert not any(r.resigned for r in runner.play(8))
+    # the loser's own won games (value +1 throughout): its threshold is the configured ceiling
+    runner.resign.minima[loser].clear()  # (games it won played out, having looked lost all along)
+    for _ in range(3):
+        runner.resign.add(loser, 1.0)
+    assert runner.resign_threshold(loser) == -0.8
     assert any(r.resigned and r.winner == 3 - loser for r in runner.play(8))
+
+
+def test_a_colour_that_never_wins_never_resigns():
+    """The collapse this prevents: pooled calibration let the colour that never won resign every game."""
+    from azgo_core.selfplay import ResignCalibration
+
+    cal = ResignCalibration(ceiling=-0.5, min_games=5)
+    for m in np.linspace(-0.9, 0.9, 50):
+        cal.add(BLACK, float(m))
+    assert cal.threshold[BLACK] is not None and cal.threshold[WHITE] is None
+    cal.add(0, -0.1)  # a draw calibrates nobody
+    assert len(cal.minima[BLACK]) == 50 and len(cal.minima[WHITE]) == 0
+
+
+def test_resigned_share_is_capped():
+    """With every game lost at once for black, at most about resign_max_share of the games resign."""
+    cfg = make_config(parallel_games=4, batch_size=4, no_resign_share=0.0, resign_max_share=0.5)
+    runner = SelfPlayRunner(cfg, side_lost_evaluator(BLACK), seed=11)
+    records = finish(runner, 60)
+    share = np.mean([r.resigned for r in records])
+    assert 0.3 <= share <= 0.6, share
+    assert any(not r.resigned and replay(r).is_over for r in records)  # the rest are played out
 
 
 def pass_loving_evaluator(planes):
@@ -365,16 +392,41 @@ def pass_loving_evaluator(planes):
     return logits, np.zeros(b, np.float32)
 
 
-def test_no_early_passes_in_play_or_in_the_target():
-    cfg = make_config(parallel_games=4, batch_size=4, visits=8, cheap_visits=8, no_resign_share=1.0, no_pass_moves=12)
-    records = SelfPlayRunner(cfg, pass_loving_evaluator, seed=2).play(4)
+def settled(pos):
+    """Whether the side to move in ``pos`` has only own-eye fills left (``board.settled``)."""
+    from azgo_core import board
+
+    return board.settled(pos.state, pos.size, pos.legal_mask())
+
+
+def test_a_side_passes_only_after_a_pass_or_on_a_settled_board():
+    cfg = make_config(parallel_games=4, batch_size=4, visits=8, cheap_visits=8, no_resign_share=1.0)
+    records = SelfPlayRunner(cfg, pass_loving_evaluator, seed=2).play(6)
+    first_passes = []
     for r in records:
-        passes = np.flatnonzero(r.moves == 25)
-        assert len(passes) == 0 or passes[0] >= 12  # played only once the opening is over
-        assert r.num_moves >= 13
-        for t in range(12):  # the targets hold what was allowed: the network learns not to want the pass
-            visited, counts = r.visits_at(t)
-            assert 25 not in visited and counts.sum() > 0
-    free = SelfPlayRunner(make_config(parallel_games=4, batch_size=4, visits=8, cheap_visits=8, no_resign_share=1.0),
-                          pass_loving_evaluator, seed=2).play(4)
-    assert min(r.num_moves for r in free) < 12  # without the rule the games collapse into passes
+        pos = Position(r.board_size, r.komi)
+        for t, m in enumerate(r.moves.tolist()):
+            if m == 25:
+                after_a_pass = t > 0 and r.moves[t - 1] == 25
+                assert after_a_pass or settled(pos), f"move {t + 1}: a pass on an unsettled board\n{pos.to_ascii()}"
+                if not after_a_pass:
+                    first_passes.append(t)
+            pos.play(m)
+        assert pos.is_over
+        # the policy targets hold what the search could visit: no pass where none was allowed
+        for t in range(r.num_moves):
+            visited, _ = r.visits_at(t)
+            if 25 in visited and r.moves[t] != 25:
+                replayed = replay_to(r, t)
+                assert (t > 0 and r.moves[t - 1] == 25) or settled(replayed)
+    assert min(first_passes) > 12  # a 5x5 board is far from settled before then
+    free = SelfPlayRunner(make_config(parallel_games=4, batch_size=4, visits=8, cheap_visits=8, no_resign_share=1.0,
+                                      settled_pass=False), pass_loving_evaluator, seed=2).play(4)
+    assert min(r.num_moves for r in free) < 6  # without the rule the games collapse into passes
+
+
+def replay_to(record, t):
+    pos = Position(record.board_size, record.komi)
+    for m in record.moves[:t].tolist():
+        pos.play(m)
+    return pos

@@ -310,6 +310,44 @@ def legal_mask(s, N, zob, history, n_history, bloom, path, n_path, out):
 
 
 @njit(cache=True)
+def fills_own_eye(s, N, p, colour):
+    """Whether a stone of ``colour`` at empty padded point ``p`` would fill one of its own eyes.
+
+    An eye here is the playout engines' one-point true eye: every orthogonal neighbour is
+    ``colour`` or the border, and of the diagonal neighbours at most one is the opponent's in
+    the middle of the board, none on an edge or in a corner (a false eye does not count).
+    """
+    W = N + 1
+    for k in range(4):
+        n = p - 1 if k == 0 else (p + 1 if k == 1 else (p - W if k == 2 else p + W))
+        if s[n] != colour and s[n] != BORDER:
+            return False
+    opp = 3 - colour
+    bad = 0
+    edge = False
+    for k in range(4):
+        n = p - W - 1 if k == 0 else (p - W + 1 if k == 1 else (p + W - 1 if k == 2 else p + W + 1))
+        if s[n] == BORDER:
+            edge = True
+        elif s[n] == opp:
+            bad += 1
+    return bad == 0 if edge else bad <= 1
+
+
+@njit(cache=True)
+def settled(s, N, legal):
+    """Whether the side to move has nothing left to play: every legal point of ``legal``
+    (bool [N*N+1], flat, from ``legal_mask``) would fill one of its own eyes."""
+    W = N + 1
+    colour = s[7 * (N + 2) * W + TO_PLAY]
+    for r in range(N):
+        for c in range(N):
+            if legal[r * N + c] and not fills_own_eye(s, N, (r + 1) * W + c + 1, colour):
+                return False
+    return True
+
+
+@njit(cache=True)
 def area_score(s, N):
     """Tromp-Taylor area: black points minus white points (stones plus empty regions that
     reach only one colour). Komi is not included."""

@@ -85,6 +85,10 @@ class Search(_Section):
     """Won no-resign games needed before anyone resigns; then the threshold is calibrated (0: fixed threshold)."""
     resign_false_positives: float = Field(0.05, ge=0, le=1)
     """Target share of false resignations for the calibrated threshold (AlphaGo Zero: 5%)."""
+    resign_max_share: float = Field(0.5, ge=0, le=1)
+    """Resignation pauses while more than this share of a worker's last 200 games were resigned."""
+    settled_pass: bool = True
+    """A side passes only after the opponent's pass or when nothing but its own eyes is left to fill."""
 
     @model_validator(mode="after")
     def _cheap_not_above_full(self) -> Search:
@@ -100,8 +104,6 @@ class SelfPlay(_Section):
     """Games a worker plays at once; their leaves share one network batch."""
     batch_size: int = Field(32, ge=1, le=4096)
     """Largest network batch (leaves beyond it go to a second call in the same step)."""
-    no_pass_moves: int | None = Field(None, ge=0)
-    """Moves before which a side passes only if the search saw nothing else (null: N*N // 2)."""
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     """torch device for the network: auto (cuda when present, else cpu), cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
@@ -367,19 +369,15 @@ class Settings(BaseSettings):
         return SearchConfig(visits=s.visits, cheap_visits=s.cheap_visits, full_search_prob=s.full_search_prob,
                             c_puct=s.c_puct, noise_fraction=s.noise_fraction, resign_threshold=s.resign_threshold,
                             no_resign_share=s.no_resign_share, resign_calibration_games=s.resign_calibration_games,
-                            resign_false_positives=s.resign_false_positives, history=self.model.history)
+                            resign_false_positives=s.resign_false_positives, settled_pass=s.settled_pass,
+                            history=self.model.history)
 
     def selfplay_config(self) -> SelfPlayConfig:
         from .selfplay import SelfPlayConfig
 
         return SelfPlayConfig(board_size=self.board.size, komi=self.board.komi,
                               parallel_games=self.self_play.parallel_games, batch_size=self.self_play.batch_size,
-                              no_pass_moves=self.no_pass_moves, search=self.search_config())
-
-    @property
-    def no_pass_moves(self) -> int:
-        n = self.self_play.no_pass_moves
-        return self.board.size ** 2 // 2 if n is None else n
+                              resign_max_share=self.search.resign_max_share, search=self.search_config())
 
     def train_config(self) -> TrainConfig:
         from .train import TrainConfig

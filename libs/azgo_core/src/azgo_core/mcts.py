@@ -33,6 +33,14 @@ Selection maximises ``Q(s,a) + c(s) * P(s,a) * sqrt(sum_b N(s,b)) / (1 + N(s,a))
 ``c(s) = c_puct + log((1 + sum_b N(s,b) + c_base) / c_base)`` (AlphaZero's pseudocode);
 an unvisited child's Q is the parent's Q minus ``fpu_reduction * sqrt(visited prior mass)``
 (first-play urgency as in Leela Zero and KataGo).
+
+Passing (``SETTLED_PASS`` on): a node gets a pass child only when the opponent has just
+passed or when the side to move has nothing left but to fill its own eyes (``board.settled``).
+A pass does not end the game, yet searched freely it is valued by the exact result of the
+opponent passing back, which the opponent never does: under area scoring a young network
+learns that passing is as good as any move, and one colour's early passes take self-play
+over. With the rule, games are played out until the board is settled, so their results are
+exact Tromp-Taylor scores of finished positions.
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ from . import board as B
 ROOT, NODES, EDGES, PENDING, DEPTH, NOISE, DRAWS, NHIST = range(8)
 
 # float parameters, in this order, in the ``params`` vector
-C_PUCT, C_BASE, FPU_REDUCTION, KOMI, NOISE_FRACTION, NOISE_ALPHA_TOTAL = range(6)
+C_PUCT, C_BASE, FPU_REDUCTION, KOMI, NOISE_FRACTION, NOISE_ALPHA_TOTAL, SETTLED_PASS = range(7)
+NUM_PARAMS = 7
 
 
 @njit(cache=True)
@@ -242,6 +251,8 @@ def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
         if info[g, EDGES] + A > edge_P.shape[1]:
             raise IndexError("search tree arena is full: more visits than the forest was sized for")
         B.legal_mask(leaf_board[g], N, zob, history[g], info[g, NHIST], bloom[g], path_hash[g], depth, mask)
+        if params[SETTLED_PASS] != 0.0:
+            mask[A - 1] = pass_allowed(leaf_board[g], N, mask)
         first = info[g, EDGES]
         mx = -1e30
         for a in range(A):
@@ -270,6 +281,14 @@ def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
         _backup(tree, games, g, n, depth, values[slot])
         info[g, PENDING] = -1
         slot += 1
+
+
+@njit(cache=True)
+def pass_allowed(s, N, legal):
+    """The pass rule of ``SETTLED_PASS``: after the opponent's pass, or on a settled board."""
+    if s[7 * (N + 2) * (N + 1) + B.PASSES] > 0:
+        return True
+    return B.settled(s, N, legal)
 
 
 @njit(cache=True)

@@ -63,17 +63,21 @@ class SearchConfig:
     """Target share of false resignations for the calibration (AlphaGo Zero: below 5%)."""
     reuse_tree: bool = True
     """Keep the chosen child's subtree for the next move."""
+    settled_pass: bool = True
+    """Pass only after the opponent's pass or when nothing but own-eye fills is left
+    (``mcts``: searched freely, early passes take self-play over)."""
     history: int = 8
     """Positions of stone history in the input planes."""
 
     def params(self, komi: float) -> np.ndarray:
-        p = np.zeros(6, dtype=np.float64)
+        p = np.zeros(mcts.NUM_PARAMS, dtype=np.float64)
         p[mcts.C_PUCT] = self.c_puct
         p[mcts.C_BASE] = self.c_base
         p[mcts.FPU_REDUCTION] = self.fpu_reduction
         p[mcts.KOMI] = komi
         p[mcts.NOISE_FRACTION] = self.noise_fraction
         p[mcts.NOISE_ALPHA_TOTAL] = self.noise_alpha_total
+        p[mcts.SETTLED_PASS] = 1.0 if self.settled_pass else 0.0
         return p
 
     def opening_moves(self, size: int) -> int:

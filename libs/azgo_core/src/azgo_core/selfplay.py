@@ -8,9 +8,15 @@ between steps, and a finished game is replaced by a new one at once.
 Per move: playout-cap randomization (KataGo) picks a full search (``visits``, Dirichlet
 noise at the root, recorded as a policy target) with probability ``full_search_prob``, else
 a cheap one (``cheap_visits``, no noise, not a policy target). Moves are drawn ~ N^(1/T)
-during the opening, then the most visited. A game resigns when the root value of the side
-to move falls below ``resign_threshold``, except a ``no_resign_share`` of games that play
-on to measure false resignations (``RunnerStats.false_resignations``).
+during the opening, then the most visited. A side passes only as ``mcts`` allows (after the
+opponent's pass, or on a settled board), so games are played out.
+
+Resignation cannot take self-play over: a side resigns when its root value falls below its
+*own colour's* calibrated threshold (none until enough no-resign games won by that colour
+have been seen: a colour that never wins never resigns), not before ``resign_min_moves``,
+and only while the recent share of resigned games is below ``resign_max_share``. A
+``no_resign_share`` of games play on to measure false resignations
+(``RunnerStats.false_resignations``).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 
 from . import __version__, mcts
 from . import board as B
+from .board import BLACK, WHITE
 from .records import GameRecord
 from .search import Evaluator, Forest, SearchConfig, choose_move
 
@@ -39,16 +46,17 @@ class SelfPlayConfig:
     """Largest network batch; leaves beyond it go to further calls in the same step."""
     move_cap: int | None = None
     """Moves after which a game ends; default 2*N*N."""
-    resign_min_moves: int = 10
-    """No resignation before this many moves."""
-    no_pass_moves: int = 0
-    """Before this many moves a side passes only when the search visited nothing else. Under
-    Tromp-Taylor scoring a young network learns to pass at once (white wins an empty board by
-    komi, and one black stone followed by two passes owns the whole board), so self-play
-    collapses into three-move games; the services use N*N // 2. The policy target of those
-    moves leaves the pass out too, so the network unlearns wanting it (it plays real matches,
-    where nothing stops it)."""
+    resign_min_moves: int | None = None
+    """No resignation before this many moves; default N*N // 4 (20 on 9x9)."""
+    resign_max_share: float = 0.5
+    """A new game may resign only while fewer than this share of the last ``RESIGN_WINDOW``
+    finished games were resigned: the rest are played out, so endgames stay in the data."""
     search: SearchConfig = field(default_factory=SearchConfig)
+
+    @property
+    def min_moves_to_resign(self) -> int:
+        n = self.resign_min_moves
+        return self.board_size ** 2 // 4 if n is None else n
 
 
 @dataclass
@@ -65,33 +73,39 @@ class RunnerStats:
     """Of those, games won by the side that would have resigned (AlphaGo Zero kept this < 5%)."""
 
 
+RESIGN_WINDOW = 200  # finished games over which the resigned share is measured
+
+
 class ResignCalibration:
-    """AlphaGo Zero's automatic resignation threshold.
+    """AlphaGo Zero's automatic resignation threshold, one per colour.
 
     Every finished no-resign game with a winner contributes the lowest root value the eventual
     winner saw (``add``). Resigning below threshold v would have lost exactly the games whose
-    winner fell below v, so the threshold is the ``target`` quantile of those minima (capped at
-    ``ceiling``): at most ``target`` of the games would have been resigned falsely. Until
-    ``min_games`` minima are known there is no threshold (no resignation), which keeps a fresh
-    network with an overconfident value head from resigning every game. The last ``window``
-    games count, so the threshold follows the network as it changes.
+    winner fell below v, so colour c's threshold is the ``target`` quantile of the minima of
+    the games c won (capped at ``ceiling``): at most ``target`` of them would have been
+    resigned falsely. Until ``min_games`` such games are known colour c has no threshold and
+    never resigns. Pooling both colours (AlphaGo Zero) fails when one colour stops winning:
+    the pool then holds no evidence about it, the threshold sits at its cap, and the losing
+    colour resigns every game at the first low value. The last ``window`` games of each colour
+    count, so the thresholds follow the network as it changes.
     """
 
     def __init__(self, ceiling: float, target: float = 0.05, min_games: int = 20, window: int = 200):
         self.ceiling, self.target, self.min_games = ceiling, target, min_games
-        self.minima: deque[float] = deque(maxlen=window)
-        self.threshold: float | None = None
-        """Resign below this root value; None: not calibrated yet (never resign). Kept up to
-        date by ``add`` (read on every move, changed once per finished no-resign game)."""
+        self.minima: dict[int, deque[float]] = {BLACK: deque(maxlen=window), WHITE: deque(maxlen=window)}
+        self.threshold: dict[int, float | None] = {BLACK: None, WHITE: None}
+        """Colour -> resign below this root value; None: not calibrated yet (never resign). Kept
+        up to date by ``add`` (read on every move, changed once per finished no-resign game)."""
 
-    def add(self, winner_min_value: float) -> None:
-        if not math.isfinite(winner_min_value):
+    def add(self, winner: int, winner_min_value: float) -> None:
+        if winner not in self.minima or not math.isfinite(winner_min_value):
             return
-        self.minima.append(winner_min_value)
-        if len(self.minima) >= self.min_games:
+        minima = self.minima[winner]
+        minima.append(winner_min_value)
+        if len(minima) >= self.min_games:
             # strictly below the quantile: a winner whose minimum equals it would not have resigned
-            q = float(np.quantile(np.fromiter(self.minima, float), self.target))
-            self.threshold = min(self.ceiling, q - 1e-6)
+            q = float(np.quantile(np.fromiter(minima, float), self.target))
+            self.threshold[winner] = min(self.ceiling, q - 1e-6)
 
 
 @dataclass
@@ -127,6 +141,7 @@ class SelfPlayRunner:
         s = self.search
         self.resign = (ResignCalibration(s.resign_threshold, s.resign_false_positives, s.resign_calibration_games)
                        if s.resign_calibration_games else None)
+        self.recent_resigned: deque[bool] = deque(maxlen=RESIGN_WINDOW)
         self._finished: list[GameRecord] = []
         self._seeds = np.random.SeedSequence(seed)
         mcts.seed_noise(seed % 2**32)
@@ -172,8 +187,9 @@ class SelfPlayRunner:
     def _new_game(self, g: int) -> _Game:
         seed = int(self._seeds.spawn(1)[0].generate_state(1, np.uint64)[0])
         rng = np.random.default_rng(seed)
-        game = _Game(seed=seed, rng=rng, resign_allowed=rng.random() >= self.search.no_resign_share,
-                     generation=self.generation)
+        share = sum(self.recent_resigned) / len(self.recent_resigned) if self.recent_resigned else 0.0
+        allowed = rng.random() >= self.search.no_resign_share and share <= self.config.resign_max_share
+        game = _Game(seed=seed, rng=rng, resign_allowed=allowed, generation=self.generation)
         self.forest.new_game(g)
         return game
 
@@ -192,20 +208,14 @@ class SelfPlayRunner:
         n_moves = len(game.moves)
         game.generation = self.generation  # the model that made this decision, resignation included
         game.min_value[to_play] = min(game.min_value[to_play], value)
-        threshold = self.resign_threshold
-        if threshold is not None and value < threshold and n_moves >= self.config.resign_min_moves:
+        threshold = self.resign_threshold(to_play)
+        if threshold is not None and value < threshold and n_moves >= self.config.min_moves_to_resign:
             if game.resign_allowed:
                 return self._finish(g, winner=3 - to_play, resigned=True)
             game.would_resign = game.would_resign or to_play
         opening = n_moves < self.search.opening_moves(self.config.board_size)
         temperature = self.search.temperature if opening else self.search.final_temperature
-        if n_moves < self.config.no_pass_moves:
-            move = self._choose_not_pass(g, moves, counts, temperature, game.rng)
-            # the target is what was allowed: the network learns not to want an opening pass
-            keep = moves != f.N * f.N
-            moves, counts = (moves[keep], counts[keep]) if counts[keep].sum() > 0 else (np.array([move]), np.array([1]))
-        else:
-            move = choose_move(moves, counts, temperature, game.rng)
+        move = choose_move(moves, counts, temperature, game.rng)
         game.moves.append(move)
         game.visits.append((moves, counts))
         game.full.append(game.full_now)
@@ -219,32 +229,15 @@ class SelfPlayRunner:
         self._start_move(g)
         return None
 
-    @property
-    def resign_threshold(self) -> float | None:
-        """The root value below which a side resigns now (None: no resignation yet)."""
-        return self.search.resign_threshold if self.resign is None else self.resign.threshold
-
-    def _choose_not_pass(self, g: int, moves: np.ndarray, counts: np.ndarray, temperature: float, rng) -> int:
-        """The move choice of the opening: anything but a pass while another move is legal.
-
-        Among the visited moves when the search visited any besides the pass, else a legal move
-        drawn by its prior.
-        """
-        pass_move = self.forest.N * self.forest.N
-        others = moves != pass_move
-        if counts[others].sum() > 0:
-            return choose_move(moves[others], counts[others], temperature, rng)
-        legal, priors = self.forest.root_priors(g)
-        legal_others = legal != pass_move
-        if not legal_others.any():
-            return pass_move
-        p = priors[legal_others].astype(np.float64) + 1e-12
-        return int(rng.choice(legal[legal_others], p=p / p.sum()))
+    def resign_threshold(self, colour: int) -> float | None:
+        """The root value below which ``colour`` resigns now (None: it may not resign yet)."""
+        return self.search.resign_threshold if self.resign is None else self.resign.threshold[colour]
 
     def _finish(self, g: int, winner: int, resigned: bool, score: float = float("nan")) -> GameRecord:
         game = self.games[g]
         if self.resign is not None and not game.resign_allowed and winner:
-            self.resign.add(game.min_value[winner])
+            self.resign.add(winner, game.min_value[winner])
+        self.recent_resigned.append(resigned)
         record = GameRecord.from_visits(
             self.config.board_size, self.config.komi, game.moves, game.visits,
             full_search=np.array(game.full, bool), root_values=np.array(game.values, np.float32),
