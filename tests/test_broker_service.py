@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import re
 import time
 import urllib.error
@@ -231,6 +232,7 @@ METRIC_NAMES = [
     "azgo_bytes_sent_total", "azgo_learner_steps", "azgo_learner_loss", "azgo_learner_samples_per_second",
     "azgo_learner_samples_trained", "azgo_selfplay_games_per_second", "azgo_selfplay_nn_evals_per_second",
     "azgo_selfplay_positions_per_second", "azgo_store_bytes", "azgo_store_games", "azgo_store_positions",
+    "azgo_selfplay_health", "azgo_selfplay_health_warnings",
 ]
 
 
@@ -239,8 +241,11 @@ def test_metrics_parse_and_carry_the_figures(broker):
     client.request(P.Hello(worker_id="met-w", board_size=5))
     info = broker.publish_next(client)  # published while met-w is connected: its sync time is measured
     client.request(P.Heartbeat(worker_id="met-w", generation=info.generation, games_per_s=2.5, nn_evals_per_s=640.0))
+    health = P.SelfPlayHealth(games=400, black_win_share=0.95, resigned_share=0.5, mean_moves=31.0,
+                              white_passes_first_share=None, first_pass_move=None, false_resignation_rate=0.25)
     client.request(P.LearnerReport(step=77, generation=info.generation, samples_trained=4096, positions_seen=900,
-                                   samples_per_s=512.0, loss_policy=2.5, loss_value=0.75, loss_total=3.25))
+                                   samples_per_s=512.0, loss_policy=2.5, loss_value=0.75, loss_total=3.25,
+                                   health=health, health_warnings=["black won 95% of the last 400 self-play games"]))
     client.request(*batch("met-b", "met-w", play_games(broker.settings, 1, "met-w")))
     rejected = batch("met-bad", "met-w", [game([0, 0], worker_id="met-w")])
     with pytest.raises(RemoteError):
@@ -255,6 +260,12 @@ def test_metrics_parse_and_carry_the_figures(broker):
     assert m['azgo_selfplay_games_per_second{worker="met-w"}'] == 2.5
     assert m['azgo_selfplay_nn_evals_per_second{worker="met-w"}'] == 640.0
     assert m["azgo_learner_steps"] == 77 and m['azgo_learner_loss{kind="value"}'] == 0.75
+    assert m['azgo_selfplay_health{figure="black_win_share"}'] == 0.95 and m['azgo_selfplay_health{figure="games"}'] == 400
+    assert m['azgo_selfplay_health{figure="mean_moves"}'] == 31.0 and m["azgo_selfplay_health_warnings"] == 1
+    assert math.isnan(m['azgo_selfplay_health{figure="first_pass_move"}'])  # no pass seen: unknown, not 0
+    status = wait_for(lambda: (s := get_json(broker.url("/status")))["learner"]["health"] and s, 10, "health in /status")
+    assert status["learner"]["health"]["false_resignation_rate"] == 0.25
+    assert status["learner"]["health_warnings"] == ["black won 95% of the last 400 self-play games"]
     assert m['azgo_messages_total{type="learner_report"}'] >= 1
     assert all(f'azgo_workers{{state="{s}"}}' in m for s in ("Active", "Syncing", "Error", "Offline"))
     assert m["azgo_bytes_received_total"] > 0 and m["azgo_bytes_sent_total"] > 0

@@ -271,3 +271,27 @@ def test_window_starts_over_when_the_store_lost_its_data(games):
 
 def test_moves_window_covers_the_policy_targets():
     assert moves_window(1000, 0.25) == 4000 and moves_window(1000, 1.0) == 1000 and moves_window(10, 0.0) == 200
+
+
+def test_the_window_keeps_the_health_of_its_games_and_the_report_carries_it(tmp_path, settings, games):
+    """Played games through the window into a report that the protocol accepts, with the same figures."""
+    from azgo_core.health import HealthWindow
+    from azgo_learner.report import Reporter
+
+    health = HealthWindow(settings.board.size, resign_at=settings.search.resign_threshold)
+    blobs = [encode_batch([g]) for g in games] + [b"\x04\x22\x4d\x18 not lz4"]
+    feed = WindowFeed(PositionSampler(history=2, window=10_000), request_window=500, health=health)
+    feed.pull(FakeStore(blobs, [1] * len(blobs)))
+    assert health.window().games == len(games)  # the bad blob counts for nothing
+    black = sum(g.winner == 1 for g in games) / sum(g.winner in (1, 2) for g in games)
+    assert health.window().black_win_share == pytest.approx(black)
+    reporter = Reporter(tmp_path, tensorboard=False)
+    figures = reporter.figures(step=1, generation=0, samples_trained=16, positions_seen=40, waiting=False,
+                               window_positions=40, samples_per_position=0.4, positions_written_off=0.0, health=health)
+    message = P.LearnerReport.model_validate(P.LearnerReport.model_validate(figures.message().model_dump()).model_dump())
+    assert message.health.games == len(games) and message.health.black_win_share == pytest.approx(black)
+    assert [h.generation for h in message.health_by_generation] == [0]
+    assert message.health.mean_moves == pytest.approx(np.mean([g.num_moves for g in games]))
+    reporter.write(figures)
+    row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert row["health"]["games"] == len(games) and row["health_warnings"] == []

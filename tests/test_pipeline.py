@@ -69,6 +69,10 @@ def test_make_run_trains_publishes_and_resumes(tmp_path):
         assert "local-1" in table.stdout and "local-2" in table.stdout and "Active" in table.stdout
 
         wait_for(lambda: "games" in out.read_text() and "workers active 2/2" in out.read_text(), 30, "a progress line")
+        # the training health of the stored games: in /status and in the progress line
+        health = wait_for(lambda: get_json(status_url)["learner"].get("health"), 60, "training health in /status")
+        assert health["games"] > 0 and 0 <= health["black_win_share"] <= 1 and health["mean_moves"] > 0
+        wait_for(lambda: " health B " in out.read_text(), 30, "the training health in the progress line")
         # the evaluator runs beside them: ratings reach /status and the progress line
         wait_for(lambda: (get_json(status_url).get("ratings") or {}).get("latest"), 120, "a rating in /status")
         wait_for(lambda: " elo " in out.read_text(), 30, "the Elo in the progress line")

@@ -69,3 +69,14 @@ def test_unreachable_broker_is_a_clear_error(capsys):
         assert f"127.0.0.1:{port}/status" in str(e)
     assert main(argparse.Namespace(url=url, watch=None, json=False)) == 1
     assert "broker not reachable" in capsys.readouterr().err
+
+
+def test_progress_line_health_part():
+    from azgo_runtime.launcher import health_text
+
+    text = health_text({"games": 300, "black_win_share": 0.52, "resigned_share": 0.08, "mean_moves": 71.2,
+                        "white_passes_first_share": 0.48, "first_pass_move": 63.4})
+    assert text == "health B 52% resigned 8% 71 moves W-pass-first 48% @ 63"
+    assert health_text({"games": 3, "black_win_share": None, "resigned_share": 0.0, "mean_moves": 5.0,
+                        "white_passes_first_share": None, "first_pass_move": None}) == \
+        "health B - resigned 0% 5 moves W-pass-first -"

@@ -160,6 +160,27 @@ class PublishModel(Message):
     """sha256 of the model file (the blob)."""
 
 
+Share = Annotated[float | None, Field(ge=0, le=1)]
+
+
+class SelfPlayHealth(BaseModel):
+    """``azgo_core.health.Health`` of a set of self-play games (None: no game to count)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    generation: int | None = Field(None, ge=0)
+    """The generation the games were played with; None for the recent window."""
+    games: Count
+    black_win_share: Share = None
+    resigned_share: Share = None
+    mean_moves: float | None = Field(None, ge=0, allow_inf_nan=False)
+    white_passes_first_share: Share = None
+    first_pass_move: float | None = Field(None, ge=0, allow_inf_nan=False)
+    false_resignation_rate: Share = None
+
+
+MAX_HEALTH_GENERATIONS = 64  # per-generation health rows in one report (the newest)
+
+
 class LearnerReport(Message):
     type: Literal["learner_report"] = "learner_report"
     step: Count
@@ -172,6 +193,11 @@ class LearnerReport(Message):
     loss_total: float = Field(allow_inf_nan=True)
     waiting: bool = False
     """True while the learner waits for games (the sample ratio is at its bound)."""
+    health: SelfPlayHealth | None = None
+    """Training health over the learner's recent games."""
+    health_by_generation: list[SelfPlayHealth] = Field([], max_length=MAX_HEALTH_GENERATIONS)
+    health_warnings: list[Text] = Field([], max_length=8)
+    """A collapse in the recent games, in words (one colour winning, games cut short)."""
 
 
 class Rating(BaseModel):

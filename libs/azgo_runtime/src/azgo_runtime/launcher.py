@@ -6,7 +6,13 @@ dirs (``./data`` by default) and logs in ``data/logs/``. Every ``run.progress_in
 it prints one progress line built from the broker's /status and /metrics:
 
     [00:04:10] games 412 played (1.10/s, 3,960/h) 400 stored  positions 36,120 stored (131/s)
-               gen 000003 (1m02s ago)  step 150 loss 3.412  workers active 2/2  sync 0.21s  net in 4.1 kB/s
+               gen 000003 (1m02s ago)  step 150 loss 3.412  health B 52% resigned 8% 71 moves W-pass-first 48% @ 63
+               workers active 2/2  sync 0.21s  net in 4.1 kB/s
+               WARNING: black won 97% of the last 1000 self-play games: one colour has taken over
+
+``health`` is the learner's training health of its recent games (``azgo_core.health``): black's
+win share, the resigned share, the mean game length, and how often white passes first and at
+which move on average; a collapse adds a WARNING line.
 
 A child that dies is restarted (with back-off) and reported. Ctrl-C (or SIGTERM) stops the
 workers first (they put finished games in their outbox and deliver it), then the learner (it
@@ -164,6 +170,9 @@ class Progress:
             loss = learner.get("loss_total")
             parts.append(f"step {learner.get('step', 0):,} loss {'-' if loss is None else f'{loss:.3f}'}"
                          + (" (waiting for games)" if learner.get("waiting") else ""))
+        health = learner.get("health") or {}
+        if health.get("games"):
+            parts.append(health_text(health))
         latest = (status.get("ratings") or {}).get("latest") or {}
         if latest.get("elo") is not None:
             parts.append(f"elo {latest['elo']:+.0f} (gen {latest.get('generation') or 0:06d})")
@@ -176,7 +185,18 @@ class Progress:
         except OSError:
             pass
         parts.append(f"net in {net / 1000:,.1f} kB/s")
-        return "  ".join(parts)
+        warnings = [f"\n           WARNING: {w}" for w in learner.get("health_warnings") or []]
+        return "  ".join(parts) + "".join(warnings)
+
+
+def health_text(h: dict) -> str:
+    """The progress line's training-health part, from a ``SelfPlayHealth`` dict."""
+    def pct(key: str) -> str:
+        return "-" if h.get(key) is None else f"{h[key]:.0%}"
+    moves = "-" if h.get("mean_moves") is None else f"{h['mean_moves']:.0f}"
+    first = "" if h.get("first_pass_move") is None else f" @ {h['first_pass_move']:.0f}"
+    return (f"health B {pct('black_win_share')} resigned {pct('resigned_share')} {moves} moves "
+            f"W-pass-first {pct('white_passes_first_share')}{first}")
 
 
 class Launcher:

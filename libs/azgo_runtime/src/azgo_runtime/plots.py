@@ -111,3 +111,28 @@ def workers(status: list[dict], path: Path) -> bool:
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def health(rows: list[dict], path: Path) -> bool:
+    """Training health of the learner's recent games over time: black's win share, the
+    resigned share, white-passes-first share (left axis) and the mean game length (right)."""
+    rows = [r for r in rows if isinstance(r.get("time"), (int, float)) and isinstance(r.get("health"), dict)
+            and r["health"].get("games")]
+    if not rows:
+        return False
+    t = _minutes(rows)
+    fig, ax = plt.subplots(figsize=SIZE)
+    for key, label in (("black_win_share", "black wins"), ("resigned_share", "resigned"),
+                       ("white_passes_first_share", "white passes first")):
+        ax.plot(t, [_num(r["health"].get(key)) for r in rows], label=label)
+    ax.axhspan(0.9, 1.0, color="red", alpha=0.08)
+    ax.axhspan(0.0, 0.1, color="red", alpha=0.08)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("minutes")
+    ax.set_ylabel("share of the recent games")
+    right = ax.twinx()
+    right.plot(t, [_num(r["health"].get("mean_moves")) for r in rows], color="black", linestyle=":", label="moves")
+    right.set_ylabel("mean game length (moves, dotted)")
+    ax.legend(loc="upper left", fontsize="small")
+    ax.set_title("Training health (one colour above 90% or below 10%: collapse)")
+    return _save(fig, path)

@@ -3,15 +3,17 @@
 Reads, under the data directory (``data/`` by default; every input is optional):
 
 ====================================  ==========================================================
-learner/metrics.jsonl                 the learner's reports: step, losses, samples/s, generation
+learner/metrics.jsonl                 the learner's reports: step, losses, samples/s, generation,
+                                      training health (recent games, per generation, warnings)
 evaluator/ratings.json                the evaluator's latest Elo fit (players with intervals)
 evaluator/results.jsonl               every evaluation game (the anchor match table)
 evaluator/status.jsonl                the broker's /status every 30 s: games/s, NN evals/s, workers
 ====================================  ==========================================================
 
 and writes into ``<data>/report/``: ``losses.png``, ``elo.png``, ``throughput.png``,
-``workers.png`` (each when its data exists) and ``report.md`` (the figures' summary, the
-latest ratings, the results against the anchors, and the images).
+``workers.png``, ``health.png`` (each when its data exists) and ``report.md`` (the figures'
+summary, the latest ratings, the training health per generation, the results against the
+anchors, and the images).
 """
 
 from __future__ import annotations
@@ -105,6 +107,25 @@ def ratings_table(ratings: dict) -> list[str]:
     return rows
 
 
+def health_table(learner: list[dict]) -> list[str]:
+    """The training health of the newest generations, from the last learner report that has it."""
+    last = next((r for r in reversed(learner) if r.get("health_by_generation")), None)
+    if last is None:
+        return []
+
+    def pct(v) -> str:
+        return "-" if v is None else f"{v:.0%}"
+    rows = ["| generation | games | black wins | resigned | moves | white passes first | first pass at | false resignations |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for h in last["health_by_generation"][-LATEST_ROWS:]:
+        moves = "-" if h.get("mean_moves") is None else f"{h['mean_moves']:.0f}"
+        first = "-" if h.get("first_pass_move") is None else f"{h['first_pass_move']:.0f}"
+        rows.append(f"| {h['generation']:06d} | {h.get('games', 0)} | {pct(h.get('black_win_share'))} | "
+                    f"{pct(h.get('resigned_share'))} | {moves} | {pct(h.get('white_passes_first_share'))} | {first} | "
+                    f"{pct(h.get('false_resignation_rate'))} |")
+    return rows + [""] + [f"**Warning**: {w}" for w in last.get("health_warnings") or []]
+
+
 def anchor_table(results: list[dict]) -> list[str]:
     """Each evaluated generation's wins-draws-losses against the anchors (random, GNU Go)."""
     table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
@@ -138,16 +159,18 @@ def write_report(data: Path, out: Path) -> dict[str, bool]:
         "elo.png": plots.elo(ratings.get("players", []), ratings.get("anchor", "random"), out / "elo.png"),
         "throughput.png": plots.throughput(status, learner, out / "throughput.png"),
         "workers.png": plots.workers(status, out / "workers.png"),
+        "health.png": plots.health(learner, out / "health.png"),
     }
     md = ["# azgo run report", "", f"Data: `{data}`; written {datetime.datetime.now():%Y-%m-%d %H:%M}.", "",
           *summary_lines(learner, status, ratings), ""]
     for title, lines in (("Ratings (newest generations, then anchors)", ratings_table(ratings)),
+                         ("Training health by generation", health_table(learner)),
                          ("Against the anchors (wins-draws-losses)", anchor_table(results))):
         if lines:
             md += [f"## {title}", "", *lines, ""]
     md += ["## Figures", ""]
     captions = {"losses.png": "Training loss", "elo.png": "Elo by generation", "throughput.png": "Throughput",
-                "workers.png": "Self-play workers"}
+                "workers.png": "Self-play workers", "health.png": "Training health"}
     for name, ok in drawn.items():
         md.append(f"![{captions[name]}]({name})" if ok else f"- {captions[name]}: no data yet")
         md.append("")

@@ -186,6 +186,10 @@ class RequestHandlers:
         m.learner_rate.set(msg.samples_per_s)
         for kind, value in (("policy", msg.loss_policy), ("value", msg.loss_value), ("total", msg.loss_total)):
             m.learner_loss.labels(kind).set(value)
+        if msg.health is not None:
+            for figure, value in msg.health.model_dump(exclude={"generation"}).items():
+                m.health.labels(figure).set(float("nan") if value is None else value)
+        m.health_warnings.set(len(msg.health_warnings))
         return P.Ok(), []
 
     def handle_eval_report(self, msg: P.EvalReport, blobs: list[bytes], identity: bytes) -> Reply:

@@ -57,6 +57,11 @@ class BrokerMetrics:
         self.learner_loss = Gauge("azgo_learner_loss", "Learner loss, by kind", ["kind"], registry=r)
         self.learner_rate = Gauge("azgo_learner_samples_per_second", "Learner training samples per second", registry=r)
         self.learner_samples = Gauge("azgo_learner_samples_trained", "Samples the learner has trained on", registry=r)
+        self.health = Gauge("azgo_selfplay_health", "Training health of the learner's recent self-play games, by figure "
+                            "(black_win_share, resigned_share, mean_moves, white_passes_first_share, first_pass_move, "
+                            "false_resignation_rate, games); NaN while unknown", ["figure"], registry=r)
+        self.health_warnings = Gauge("azgo_selfplay_health_warnings", "Training-health warnings now raised "
+                                     "(one colour winning, games cut short)", registry=r)
         self.sp_games = Gauge("azgo_selfplay_games_per_second", "Self-play games per second, by worker",
                               ["worker"], registry=r)
         self.sp_evals = Gauge("azgo_selfplay_nn_evals_per_second", "Network evaluations per second, by worker",

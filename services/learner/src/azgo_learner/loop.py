@@ -34,6 +34,7 @@ from pathlib import Path
 from azgo_core import __version__
 from azgo_core import protocol as P
 from azgo_core.config import Settings, settings_yaml
+from azgo_core.health import HealthWindow
 from azgo_core.model import ModelFileError, atomic_write, load_model
 from azgo_core.train import PositionSampler
 from azgo_runtime.client import Backoff, BrokerClient, BrokerUnavailable, RemoteError, Reply
@@ -71,7 +72,10 @@ class Learner:
         self.ratio = SampleRatio(self.cfg.max_samples_per_position, self.cfg.min_samples_per_position,
                                  slack=self.cfg.window_positions)
         sampler = PositionSampler(history=settings.model.history, window=self.cfg.window_positions)
-        self.feed = WindowFeed(sampler, moves_window(self.cfg.window_positions, settings.search.full_search_prob))
+        self.health = HealthWindow(settings.board.size, resign_at=settings.search.resign_threshold)
+        self.feed = WindowFeed(sampler, moves_window(self.cfg.window_positions, settings.search.full_search_prob),
+                               health=self.health)
+        self._warned: set[str] = set()  # health warnings logged (each kind once until it clears)
         self.reporter = Reporter(self.data_dir, self.cfg.tensorboard)
         self._report_failing = False  # metrics.jsonl could not be written (said once)
         self.generation = -1  # the broker's current generation: the last we published, or its own when higher
@@ -270,7 +274,8 @@ class Learner:
         figures = self.reporter.figures(
             step=self.trainer.step, generation=self.generation, samples_trained=self.ratio.samples,
             positions_seen=self.ratio.seen, waiting=self.waiting, window_positions=len(self.feed.sampler),
-            samples_per_position=self.ratio.ratio, positions_written_off=self.ratio.written_off)
+            samples_per_position=self.ratio.ratio, positions_written_off=self.ratio.written_off, health=self.health)
+        self.log_health(figures.health_warnings)
         try:
             self.reporter.write(figures)
             if self._report_failing:
@@ -285,6 +290,16 @@ class Learner:
             self.client.request(figures.message())
         except (BrokerUnavailable, RemoteError) as exc:
             log.warning("learner report not delivered: %s", exc)
+
+    def log_health(self, warnings: list[str]) -> None:
+        """Log a collapse of self-play when it starts (and once more when it is over)."""
+        kinds = {w.split(" ", 1)[0] for w in warnings}
+        for w in warnings:
+            if w.split(" ", 1)[0] not in self._warned:
+                log.warning("training health: %s", w)
+        for gone in self._warned - kinds:
+            log.info("training health: the %r warning has cleared", gone)
+        self._warned = kinds
 
     def heartbeat(self) -> None:
         """Tell the broker this learner is alive (it plays no generation: -1); a broker that forgot it gets a hello."""

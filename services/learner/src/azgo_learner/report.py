@@ -4,7 +4,12 @@ One report (``Figures``) goes to the broker as a ``LearnerReport``, as one JSON 
 ``<data_dir>/metrics.jsonl`` and, when enabled, to TensorBoard under namespaced tags
 (cleanrl style): ``losses/policy``, ``losses/value``, ``losses/total``, ``losses/policy_kl``,
 ``charts/samples_per_s``, ``charts/generation``, ``charts/window_positions``,
-``charts/samples_per_position``, ``charts/learning_rate``, ``charts/positions_written_off``.
+``charts/samples_per_position``, ``charts/learning_rate``, ``charts/positions_written_off``,
+and the training health of the recent self-play games (``azgo_core.health``) under
+``health/black_win_share``, ``health/resigned_share``, ``health/mean_moves``,
+``health/white_passes_first_share``, ``health/first_pass_move``, ``health/false_resignation_rate``;
+the JSON line and the report also carry the health of each of the newest generations and the
+health warnings.
 
 Losses are the means of ``train_step``'s ``policy_loss``, ``value_loss`` and ``total_loss``
 over the steps since the previous report (the previous values when there were none; NaN
@@ -16,10 +21,11 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from azgo_core import protocol as P
+from azgo_core.health import HealthWindow
 
 # train_step metric -> report field
 AVERAGED = {"policy_loss": "loss_policy", "value_loss": "loss_value", "total_loss": "loss_total",
@@ -45,10 +51,24 @@ class Figures:
     samples_per_position: float
     positions_written_off: float
     time: float
+    health: dict | None = None
+    """``P.SelfPlayHealth`` of the recent games, as a dict (None before any game)."""
+    health_by_generation: list[dict] = field(default_factory=list)
+    health_warnings: list[str] = field(default_factory=list)
 
     def message(self) -> P.LearnerReport:
         fields = P.LearnerReport.model_fields
         return P.LearnerReport(**{k: v for k, v in asdict(self).items() if k in fields})
+
+
+def health_fields(health: HealthWindow | None) -> dict:
+    """The health part of a report: the window, the newest generations, the warnings."""
+    if health is None or not health.recent:
+        return {}
+    by_gen = list(health.generations().items())[-P.MAX_HEALTH_GENERATIONS:]
+    return {"health": health.window().as_dict(),
+            "health_by_generation": [{"generation": g, **h.as_dict()} for g, h in by_gen],
+            "health_warnings": health.warnings()}
 
 
 class Reporter:
@@ -75,7 +95,8 @@ class Reporter:
         self._steps += 1
 
     def figures(self, *, step: int, generation: int, samples_trained: int, positions_seen: int, waiting: bool,
-                window_positions: int, samples_per_position: float, positions_written_off: float) -> Figures:
+                window_positions: int, samples_per_position: float, positions_written_off: float,
+                health: HealthWindow | None = None) -> Figures:
         """Close the current interval: its means and rates, then start the next one."""
         now = time.monotonic()
         if self._steps:
@@ -87,7 +108,7 @@ class Reporter:
         return Figures(step=step, generation=generation, samples_trained=samples_trained, positions_seen=positions_seen,
                        samples_per_s=rate, waiting=waiting, window_positions=window_positions,
                        samples_per_position=samples_per_position, positions_written_off=positions_written_off,
-                       time=time.time(), **self._last)
+                       time=time.time(), **self._last, **health_fields(health))
 
     def write(self, figures: Figures) -> None:
         """Append the JSON line and the TensorBoard scalars."""
@@ -103,6 +124,9 @@ class Reporter:
             "charts/samples_per_position": figures.samples_per_position, "charts/learning_rate": figures.lr,
             "charts/positions_written_off": figures.positions_written_off,
         }
+        for key, value in (figures.health or {}).items():
+            if key != "games" and value is not None:
+                scalars[f"health/{key}"] = value
         for tag, value in scalars.items():
             if math.isfinite(value):
                 self.writer.add_scalar(tag, value, figures.step)

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 
 from azgo_core import protocol as P
+from azgo_core.health import HealthWindow
 from azgo_core.records import RecordError, decode_batch
 from azgo_core.train import PositionSampler
 from azgo_runtime.client import Reply
@@ -39,8 +40,11 @@ def moves_window(window_positions: int, full_search_prob: float) -> int:
 class WindowFeed:
     """The sampler of the training window and the cursor into the broker's store."""
 
-    def __init__(self, sampler: PositionSampler, request_window: int, counted_through: int = -1):
+    def __init__(self, sampler: PositionSampler, request_window: int, counted_through: int = -1,
+                 health: HealthWindow | None = None):
         self.sampler = sampler
+        self.health = health
+        """Training-health figures of the games read (refilled with the window after a restart)."""
         self.request_window = request_window
         """``window`` of each ``GetSamples``: stored moves (positions) to ask for."""
         self.cursor = -1
@@ -77,11 +81,14 @@ class WindowFeed:
         self.cursor = max(self.cursor, batch.seq)
         before = self.sampler.total_added
         try:
-            self.sampler.add(decode_batch(blob))
+            records = decode_batch(blob)
+            self.sampler.add(records)
         except (RecordError, TypeError, ValueError) as exc:
             self.skipped += 1
             log.error("stored batch seq %d skipped: %s", batch.seq, exc)
             return 0
+        if self.health is not None:
+            self.health.add(records)
         added = self.sampler.total_added - before
         return added if batch.seq > self.counted_through else 0
 
