@@ -10,7 +10,7 @@ from sgfmill import sgf as sgfmill_sgf
 
 from azgo_core import coords
 from azgo_core.gtp import RESIGN
-from azgo_core.match import MatchGame, PositionPlayer, RandomPlayer, play_game, play_match
+from azgo_core.match import MatchGame, PositionPlayer, RandomPlayer, opening_book, play_game, play_match
 from azgo_core.position import BLACK, WHITE, Position
 from azgo_core.search import MctsPlayer, SearchConfig, uniform_evaluator
 from azgo_core.sgf import from_sgf_moves
@@ -25,7 +25,7 @@ class Scripted(PositionPlayer):
         self.heard: list[tuple[int, int]] = []
         self.games = 0
 
-    def new_game(self, size: int, komi: float) -> None:
+    def new_game(self, size: int, komi: float, seed: int = 0) -> None:
         self.games += 1
 
     def genmove(self, position: Position) -> int:
@@ -141,3 +141,65 @@ def test_random_vs_random_sgf_round_trip():
     size, komi, moves, result = from_sgf_moves(game.to_sgf())
     assert moves == game.moves and size == 7 and komi == 9.0 and result == game.result_string()
     assert np.all(np.array(moves) <= 49)
+
+
+def mcts(visits, name, taste=None):
+    """A deterministic search player; ``taste`` seeds fixed priors of its own (None: uniform)."""
+    evaluate = uniform_evaluator
+    if taste is not None:
+        prior = np.random.default_rng(taste).normal(size=50).astype(np.float32)
+
+        def evaluate(planes):
+            logits, values = uniform_evaluator(planes)
+            return logits + prior[: logits.shape[1]], values
+    return PositionPlayer(MctsPlayer(evaluate, visits=visits, config=SearchConfig(visits=visits, cheap_visits=visits)), name)
+
+
+def test_a_match_between_two_fixed_players_is_made_of_distinct_games():
+    """Two deterministic players: without openings a 10-game match would be 2 games, 5 times each."""
+    a, b = mcts(8, "mcts8", taste=1), mcts(16, "mcts16", taste=2)
+    result = play_match(a, b, 10, 7, 9.0, seed=3)
+    sequences = [tuple(g.moves) for g in result.games]
+    assert len(set(sequences)) == 10
+    for k in range(5):  # each pair shares its opening, colours swapped
+        first, second = result.games[2 * k], result.games[2 * k + 1]
+        assert first.moves[:2] == second.moves[:2] and first.opening == second.opening == 2
+        assert (first.black, second.black) == ("mcts8", "mcts16")
+    assert len({tuple(g.moves[:2]) for g in result.games}) == 5
+    assert "opening book" in result.games[0].to_sgf()
+    # the same seed replays the same match; another seed plays other games
+    again = play_match(a, b, 4, 7, 9.0, seed=3)
+    assert [tuple(g.moves) for g in again.games] == sequences[:4]
+    other = play_match(a, b, 4, 7, 9.0, seed=4)
+    assert not {tuple(g.moves) for g in other.games} & set(sequences)
+
+
+def test_opening_book():
+    book = opening_book(9, 20, seed=1)
+    assert len(book) == 20 and len({tuple(o) for o in book}) == 20
+    for line in book:
+        pos = Position(9, 7.5)
+        for m in line:
+            r, c = divmod(m, 9)
+            assert 1 <= r <= 7 and 1 <= c <= 7 and pos.legal(m)  # off the first line, legal
+            pos.play(m)
+    assert opening_book(9, 20, seed=1) == book and opening_book(9, 20, seed=2) != book
+    assert opening_book(5, 3, seed=0, moves=0) == [[], [], []]
+    tiny = opening_book(5, 1000, seed=0, moves=1)  # 25 distinct one-move openings, then repeats
+    assert len({tuple(o) for o in tiny}) == 25 and tiny[25] == tiny[0]
+
+
+def test_each_game_gets_its_own_seed_and_the_opponent_hears_the_opening():
+    class Seeds(Scripted):
+        def __init__(self, name):
+            super().__init__(name, [])
+            self.seeds = []
+
+        def new_game(self, size, komi, seed=0):
+            self.seeds.append(seed)
+            self.heard.clear()
+
+    a, b = Seeds("a"), Seeds("b")
+    result = play_match(a, b, 4, 5, 7.5, seed=9)
+    assert len(set(a.seeds)) == 4 and a.seeds == b.seeds
+    assert b.heard[:2] == [(BLACK, result.games[-1].moves[0]), (WHITE, result.games[-1].moves[1])]

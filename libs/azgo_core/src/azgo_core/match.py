@@ -4,7 +4,8 @@ A *match player* is any object with
 
 ====================================  ==========================================================
 ``name``                              how the player appears in results and SGF (PB/PW)
-``new_game(size, komi)``              a fresh game starts (a GTP engine: boardsize, clear_board, komi)
+``new_game(size, komi, seed)``        a fresh game starts (a GTP engine: boardsize, clear_board, komi;
+                                      GNU Go also set_random_seed): ``seed`` differs per game
 ``genmove(position) -> int``          its move in ``position`` (flat index, pass = N*N), or ``RESIGN``
 ``play(colour, move)``                the opponent played ``move`` (a GTP engine: ``play``)
 ``close()``                           the match is over (a GTP engine quits)
@@ -19,6 +20,13 @@ after two passes, at the move cap, by resignation or when a player names a move 
 forbid (it forfeits: ``W+F``). A finished game is scored by Tromp-Taylor area scoring with
 komi, dead stones included, as self-play is: a player that passes with dead enemy stones on
 its side loses those points.
+
+A match is made of *distinct* games (``play_match``). Networks play without noise and GNU Go
+is deterministic for a given seed, so without care a 10-game match replays the same two games
+five times each, and a rating's interval counts the repeats as independent evidence. So each
+pair of games starts from its own opening (``opening_book``: a few random legal moves away from
+the first line, different for every pair), played once with each colour assignment, and every
+game gets its own seed (GNU Go's ``set_random_seed``, the random player's generator).
 """
 
 from __future__ import annotations
@@ -43,7 +51,7 @@ COLOUR_LETTER = {BLACK: "B", WHITE: "W"}
 class MatchPlayer(Protocol):
     name: str
 
-    def new_game(self, size: int, komi: float) -> None: ...
+    def new_game(self, size: int, komi: float, seed: int = 0) -> None: ...
 
     def genmove(self, position: Position) -> int: ...
 
@@ -58,7 +66,7 @@ class PositionPlayer:
     def __init__(self, inner, name: str):
         self.inner, self.name = inner, name
 
-    def new_game(self, size: int, komi: float) -> None:
+    def new_game(self, size: int, komi: float, seed: int = 0) -> None:
         pass
 
     def genmove(self, position: Position) -> int:
@@ -92,8 +100,12 @@ class RandomPlayer(PositionPlayer):
 
     def __init__(self, seed: int = 0, name: str = "random"):
         super().__init__(None, name)
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self._nb: dict[int, np.ndarray] = {}
+
+    def new_game(self, size: int, komi: float, seed: int = 0) -> None:
+        self.rng = np.random.default_rng((self.seed, seed))  # each game its own, reproducible
 
     def genmove(self, position: Position) -> int:
         n = position.size
@@ -123,6 +135,8 @@ class MatchGame:
     """'score' (two passes), 'move cap' (scored at the cap), 'resign' or 'forfeit'."""
     detail: str = ""
     """What happened, for forfeits: the illegal move and why."""
+    opening: int = 0
+    """Moves at the start set by the match's opening book, not chosen by the players."""
 
     def result_string(self) -> str:
         """SGF RE: 'B+3.5', 'W+R', 'B+F' (forfeit), '0' (draw)."""
@@ -155,39 +169,79 @@ class MatchGame:
         from .sgf import to_sgf
 
         note = f"{self.black} (B) vs {self.white} (W), ended by {self.reason}" + (f": {self.detail}" if self.detail else "")
+        if self.opening:
+            note += f"; the first {self.opening} moves from the match's opening book"
         return to_sgf(self.to_record(), self.black, self.white, date=date, comments=False,
                       about=f"{about}; {note}" if about else note, result=self.result_string())
 
 
-def _finished(pos: Position, black: str, white: str, reason: str, winner: int | None = None, detail: str = "") -> MatchGame:
+def _finished(pos: Position, black: str, white: str, reason: str, winner: int | None = None, detail: str = "",
+              opening: int = 0) -> MatchGame:
     if winner is None:  # counted: Tromp-Taylor area with komi
-        return MatchGame(pos.size, pos.komi, black, white, list(pos.moves), pos.winner(), pos.score(), reason)
-    return MatchGame(pos.size, pos.komi, black, white, list(pos.moves), winner, math.nan, reason, detail)
+        return MatchGame(pos.size, pos.komi, black, white, list(pos.moves), pos.winner(), pos.score(), reason,
+                         opening=opening)
+    return MatchGame(pos.size, pos.komi, black, white, list(pos.moves), winner, math.nan, reason, detail, opening)
+
+
+def opening_book(size: int, count: int, seed: int, moves: int = 2) -> list[list[int]]:
+    """``count`` distinct openings of ``moves`` legal moves each (flat indices), drawn with ``seed``.
+
+    Moves avoid the first line on boards of 7 and more (no sensible game starts there), so an
+    opening only varies the game; when the board has fewer distinct openings than ``count``
+    they repeat in order.
+    """
+    rng = np.random.default_rng(seed)
+    margin = 1 if size >= 7 else 0
+    points = [r * size + c for r in range(margin, size - margin) for c in range(margin, size - margin)]
+    book: list[list[int]] = []
+    seen: set[tuple[int, ...]] = set()
+    for _ in range(50 * count):
+        if len(book) == count or moves == 0:
+            break
+        pos, line = Position(size, 7.5), []
+        for _ in range(moves):
+            legal = [p for p in points if pos.legal(p)]
+            line.append(int(rng.choice(legal)))
+            pos.play(line[-1])
+        if tuple(line) not in seen:
+            seen.add(tuple(line))
+            book.append(line)
+    if not book:
+        return [[] for _ in range(count)]
+    return [book[i % len(book)] for i in range(count)]
 
 
 def play_game(black: MatchPlayer, white: MatchPlayer, size: int, komi: float, *, move_cap: int | None = None,
-              on_move: Callable[[Position], None] | None = None) -> MatchGame:
-    """Referee one game; ``on_move(position)`` is called after every move (progress, stop checks)."""
+              on_move: Callable[[Position], None] | None = None, opening: list[int] | tuple[int, ...] = (),
+              seed: int = 0) -> MatchGame:
+    """Referee one game from ``opening`` (moves played for both sides first, each player told
+    of them as of an opponent's move); ``seed`` goes to both players' ``new_game``;
+    ``on_move(position)`` is called after every move (progress, stop checks)."""
     pos = Position(size, komi, move_cap)
     players = {BLACK: black, WHITE: white}
     for player in players.values():
-        player.new_game(size, komi)
+        player.new_game(size, komi, seed)
+    for move in opening:
+        colour = pos.to_play
+        pos.play(int(move))
+        for player in players.values():
+            player.play(colour, int(move))
     while not pos.is_over:
         colour = pos.to_play
         mover, other = players[colour], players[BLACK + WHITE - colour]
         move = mover.genmove(pos.copy())  # a copy: no player can change the referee's board
         if move == RESIGN:
-            return _finished(pos, black.name, white.name, "resign", BLACK + WHITE - colour)
+            return _finished(pos, black.name, white.name, "resign", BLACK + WHITE - colour, opening=len(opening))
         why = pos.why_illegal(move) if isinstance(move, (int, np.integer)) else "not a move"
         if why is not None:
             vertex = coords.to_gtp(size, move) if isinstance(move, (int, np.integer)) and 0 <= move <= size * size else repr(move)
             detail = f"{mover.name} played the illegal move {vertex} ({why})"
-            return _finished(pos, black.name, white.name, "forfeit", BLACK + WHITE - colour, detail)
+            return _finished(pos, black.name, white.name, "forfeit", BLACK + WHITE - colour, detail, len(opening))
         pos.play(int(move))
         other.play(colour, int(move))
         if on_move is not None:
             on_move(pos)
-    return _finished(pos, black.name, white.name, "move cap" if pos.passes < 2 else "score")
+    return _finished(pos, black.name, white.name, "move cap" if pos.passes < 2 else "score", opening=len(opening))
 
 
 @dataclass
@@ -224,22 +278,31 @@ class MatchResult:
         return score_interval(self.wins, self.draws, self.losses, confidence)
 
 
+OPENING_MOVES = 2  # book moves at the start of every match game
+
+
 def play_match(a: MatchPlayer, b: MatchPlayer, games: int, size: int, komi: float, *, move_cap: int | None = None,
                on_game: Callable[[int, MatchGame, bool], None] | None = None,
                on_move: Callable[[Position], None] | None = None, should_stop: Callable[[], bool] = lambda: False,
-               ) -> MatchResult:
-    """``games`` games of A against B, A black in the even ones; ``on_game(i, game, a_black)`` after each."""
+               seed: int = 0, opening_moves: int = OPENING_MOVES) -> MatchResult:
+    """``games`` distinct games of A against B (see the module docstring): games 2k and 2k+1
+    start from opening k, A black in the even ones; game i gets seed (``seed``, i).
+    ``on_game(i, game, a_black)`` after each."""
     result = MatchResult(a.name, b.name)
+    book = opening_book(size, (games + 1) // 2, seed, opening_moves)
+    seeds = np.random.SeedSequence(seed).generate_state(max(games, 1))
     for i in range(games):
         if should_stop():
             break
         a_black = i % 2 == 0
         black, white = (a, b) if a_black else (b, a)
-        game = play_game(black, white, size, komi, move_cap=move_cap, on_move=on_move)
+        game = play_game(black, white, size, komi, move_cap=move_cap, on_move=on_move, opening=book[i // 2],
+                         seed=int(seeds[i]) % 2**31)
         result.add(game, a_black)
         if on_game is not None:
             on_game(i, game, a_black)
     return result
 
 
-__all__ = ["MatchGame", "MatchPlayer", "MatchResult", "PositionPlayer", "RandomPlayer", "play_game", "play_match"]
+__all__ = ["MatchGame", "MatchPlayer", "MatchResult", "PositionPlayer", "RandomPlayer", "opening_book", "play_game",
+           "play_match"]

@@ -90,7 +90,7 @@ def gnugo_argv(binary: str, level: int) -> list[str]:
 
 
 def gnugo_player(level: int, binary: str | None = None) -> GtpPlayer:
-    return GtpPlayer(gnugo_argv(find_gnugo(binary), level), name=f"gnugo-l{level}")
+    return GtpPlayer(gnugo_argv(find_gnugo(binary), level), name=f"gnugo-l{level}", seed_command="set_random_seed")
 
 
 def net_player(net, name: str, visits: int, device: str = "cpu", seed: int = 0) -> PositionPlayer:

@@ -7,7 +7,8 @@ match instead of hanging it. ``GtpPlayer`` maps the match calls onto GTP command
 =====================  ===============================================
 match call             GTP
 =====================  ===============================================
-``new_game(N, komi)``  ``boardsize N``, ``clear_board``, ``komi K``
+``new_game(N, komi,    ``boardsize N``, ``clear_board``, ``komi K``, and the engine's
+  seed)``              seed command when it has one (GNU Go: ``set_random_seed S``)
 ``genmove(position)``  ``genmove b|w`` -> a vertex, ``pass`` or ``resign``
 ``play(colour, m)``    ``play b|w VERTEX`` (the opponent's move)
 ``close()``            ``quit``
@@ -116,7 +117,10 @@ class GtpProcess:
 class GtpPlayer:
     """A match player backed by a GTP engine process; ``name`` defaults to the engine's ``name``."""
 
-    def __init__(self, argv: Sequence[str], name: str | None = None, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, argv: Sequence[str], name: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                 seed_command: str | None = None):
+        self.seed_command = seed_command
+        """The engine's GTP command that seeds its choices (GNU Go: set_random_seed), sent per game."""
         self.engine = GtpProcess(argv, timeout)
         try:
             self.name = name or self.engine.send("name").split()[0]
@@ -125,11 +129,13 @@ class GtpPlayer:
             raise
         self.size = 0
 
-    def new_game(self, size: int, komi: float) -> None:
+    def new_game(self, size: int, komi: float, seed: int = 0) -> None:
         self.size = size
         self.engine.send(f"boardsize {size}")
         self.engine.send("clear_board")
         self.engine.send(f"komi {komi:g}")
+        if self.seed_command:
+            self.engine.send(f"{self.seed_command} {seed}")
 
     def genmove(self, position: Position) -> int:
         colour = "b" if position.to_play == BLACK else "w"

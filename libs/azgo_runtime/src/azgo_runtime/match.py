@@ -124,7 +124,8 @@ def run_match(args: argparse.Namespace, console: Console) -> int:
             def on_move(position) -> None:
                 progress.update(task, move=f"move {position.n_moves}")
 
-            play_match(a, b, args.games, size, args.komi, on_game=on_game, on_move=on_move)
+            # distinct games: openings and engine seeds drawn from --seed
+            play_match(a, b, args.games, size, args.komi, on_game=on_game, on_move=on_move, seed=args.seed)
     except GtpEngineError as e:
         console.print(f"[red]error: {e}[/red] (the games finished so far are kept)")
         status = 1

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 
 from azgo_core import protocol as P
 from azgo_core.config import Settings
@@ -182,7 +183,9 @@ class Evaluator:
                 raise Stopped
 
         try:
-            result = play_match(a, b, opponent.games, self.size, self.komi, on_game=record, on_move=between_moves)
+            # distinct games (openings, engine seeds), and different ones in every match
+            result = play_match(a, b, opponent.games, self.size, self.komi, on_game=record, on_move=between_moves,
+                                seed=zlib.crc32(match_id.encode()))
         except GtpEngineError as e:
             log.error("match %s broken off: %s", match_id, e)
             return None
