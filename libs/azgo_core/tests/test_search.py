@@ -307,6 +307,25 @@ def test_the_pass_is_searched_only_after_a_pass_or_on_a_settled_board():
         assert np.array_equal(moves, legal_moves(pos))
     # black's only legal points on the settled board fill its own eyes; white's too
     assert legal_moves(settled_board).tolist() == [0, 10, 20, 25]
+    # divided, with territory to spare: passing is allowed, and so is filling or invading
+    assert 25 in legal_moves(board("""
+        . . X O .
+        . . X O .
+        . . X O .
+        . . X O .
+        . . X O ."""))
+    for still_open in ("""
+        . . X O .
+        . . X O .
+        . . . O .
+        . . X O .
+        . . X O .""", """
+        . . X O .
+        . O X O .
+        . . X O .
+        . . X O .
+        . . X O ."""):  # a dame point; a dead white stone not yet captured
+        assert 25 not in legal_moves(board(still_open)), still_open
     free = Forest(1, 5, SearchConfig(visits=30, cheap_visits=30, settled_pass=False))
     free.load(0, open_board)
     free.start(0, 30, noise=False)

@@ -419,10 +419,12 @@ def test_a_side_passes_only_after_a_pass_or_on_a_settled_board():
             if 25 in visited and r.moves[t] != 25:
                 replayed = replay_to(r, t)
                 assert (t > 0 and r.moves[t - 1] == 25) or settled(replayed)
-    assert min(first_passes) > 12  # a 5x5 board is far from settled before then
+    assert first_passes  # passes happen, where the rule allows them
+    # without the rule the same network passes on open boards (white at move 2 with komi 0.5:
+    # the first stone's owner passes back and wins, or the empty board goes to white)
     free = SelfPlayRunner(make_config(parallel_games=4, batch_size=4, visits=8, cheap_visits=8, no_resign_share=1.0,
                                       settled_pass=False), pass_loving_evaluator, seed=2).play(4)
-    assert min(r.num_moves for r in free) < 6  # without the rule the games collapse into passes
+    assert any(r.moves[0] == 25 for r in free)  # black passes the empty board away
 
 
 def replay_to(record, t):

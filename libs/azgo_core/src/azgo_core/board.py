@@ -310,39 +310,43 @@ def legal_mask(s, N, zob, history, n_history, bloom, path, n_path, out):
 
 
 @njit(cache=True)
-def fills_own_eye(s, N, p, colour):
-    """Whether a stone of ``colour`` at empty padded point ``p`` would fill one of its own eyes.
-
-    An eye here is the playout engines' one-point true eye: every orthogonal neighbour is
-    ``colour`` or the border, and of the diagonal neighbours at most one is the opponent's in
-    the middle of the board, none on an edge or in a corner (a false eye does not count).
-    """
-    W = N + 1
-    for k in range(4):
-        n = p - 1 if k == 0 else (p + 1 if k == 1 else (p - W if k == 2 else p + W))
-        if s[n] != colour and s[n] != BORDER:
-            return False
-    opp = 3 - colour
-    bad = 0
-    edge = False
-    for k in range(4):
-        n = p - W - 1 if k == 0 else (p - W + 1 if k == 1 else (p + W - 1 if k == 2 else p + W + 1))
-        if s[n] == BORDER:
-            edge = True
-        elif s[n] == opp:
-            bad += 1
-    return bad == 0 if edge else bad <= 1
-
-
-@njit(cache=True)
 def settled(s, N, legal):
-    """Whether the side to move has nothing left to play: every legal point of ``legal``
-    (bool [N*N+1], flat, from ``legal_mask``) would fill one of its own eyes."""
+    """Whether the board is divided for the side to move: every point where it may legally play
+    (``legal``, bool [N*N+1], flat, from ``legal_mask``) lies in an empty region that touches
+    stones of one colour only, so two passes now would count every empty point as someone's
+    territory. A region that touches both colours (dame, or dead stones not yet captured) or
+    no stone at all is still open."""
     W = N + 1
-    colour = s[7 * (N + 2) * W + TO_PLAY]
+    P = (N + 2) * W
+    region = np.full(P, -1, dtype=np.int32)  # region id of each empty point, -1 before its flood
+    stack = np.empty(P, dtype=np.int32)
     for r in range(N):
         for c in range(N):
-            if legal[r * N + c] and not fills_own_eye(s, N, (r + 1) * W + c + 1, colour):
+            p = (r + 1) * W + c + 1
+            if not legal[r * N + c] or region[p] >= 0:
+                continue
+            # flood the empty region of p, noting which colours it touches
+            touches = 0
+            top = 0
+            stack[top] = p
+            top += 1
+            region[p] = p
+            while top > 0:
+                top -= 1
+                x = stack[top]
+                for k in range(4):
+                    n = x - 1 if k == 0 else (x + 1 if k == 1 else (x - W if k == 2 else x + W))
+                    cn = s[n]
+                    if cn == EMPTY:
+                        if region[n] < 0:
+                            region[n] = p
+                            stack[top] = n
+                            top += 1
+                    elif cn == BLACK:
+                        touches |= 1
+                    elif cn == WHITE:
+                        touches |= 2
+            if touches != 1 and touches != 2:
                 return False
     return True
 

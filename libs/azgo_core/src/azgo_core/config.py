@@ -88,7 +88,7 @@ class Search(_Section):
     resign_max_share: float = Field(0.5, ge=0, le=1)
     """Resignation pauses while more than this share of a worker's last 200 games were resigned."""
     settled_pass: bool = True
-    """A side passes only after the opponent's pass or when nothing but its own eyes is left to fill."""
+    """A side passes only after the opponent's pass or when the board is divided (no dame, no uncaptured dead stones)."""
 
     @model_validator(mode="after")
     def _cheap_not_above_full(self) -> Search:

@@ -35,12 +35,13 @@ an unvisited child's Q is the parent's Q minus ``fpu_reduction * sqrt(visited pr
 (first-play urgency as in Leela Zero and KataGo).
 
 Passing (``SETTLED_PASS`` on): a node gets a pass child only when the opponent has just
-passed or when the side to move has nothing left but to fill its own eyes (``board.settled``).
-A pass does not end the game, yet searched freely it is valued by the exact result of the
-opponent passing back, which the opponent never does: under area scoring a young network
-learns that passing is as good as any move, and one colour's early passes take self-play
-over. With the rule, games are played out until the board is settled, so their results are
-exact Tromp-Taylor scores of finished positions.
+passed or when the board is divided (``board.settled``: every empty region where the side to
+move may play touches one colour only, so no dame is left and no dead stone stands
+uncaptured). A pass does not end the game, yet searched freely it is valued by the exact
+result of the opponent passing back, which the opponent never does: under area scoring a
+young network learns that passing is as good as any move, and one colour's early passes take
+self-play over. With the rule, games go on until the board is divided, so a result is the
+exact Tromp-Taylor score of a finished position.
 """
 
 from __future__ import annotations

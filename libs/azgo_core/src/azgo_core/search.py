@@ -64,8 +64,8 @@ class SearchConfig:
     reuse_tree: bool = True
     """Keep the chosen child's subtree for the next move."""
     settled_pass: bool = True
-    """Pass only after the opponent's pass or when nothing but own-eye fills is left
-    (``mcts``: searched freely, early passes take self-play over)."""
+    """Pass only after the opponent's pass or when the board is divided: no empty region the
+    mover may play in touches both colours (``mcts``: searched freely, early passes take self-play over)."""
     history: int = 8
     """Positions of stone history in the input planes."""
 
