@@ -310,6 +310,35 @@ def legal_mask(s, N, zob, history, n_history, bloom, path, n_path, out):
 
 
 @njit(cache=True)
+def _flood_region(s, W, p, seen, stack):
+    """Mark the empty region of empty padded point ``p`` in ``seen``; returns (its size, the
+    colours it touches: bit 1 black, bit 2 white). ``stack``: int32 scratch of P entries."""
+    touches = 0
+    size = 0
+    top = 0
+    stack[top] = p
+    top += 1
+    seen[p] = 1
+    while top > 0:
+        top -= 1
+        x = stack[top]
+        size += 1
+        for k in range(4):
+            n = x - 1 if k == 0 else (x + 1 if k == 1 else (x - W if k == 2 else x + W))
+            cn = s[n]
+            if cn == EMPTY:
+                if not seen[n]:
+                    seen[n] = 1
+                    stack[top] = n
+                    top += 1
+            elif cn == BLACK:
+                touches |= 1
+            elif cn == WHITE:
+                touches |= 2
+    return size, touches
+
+
+@njit(cache=True)
 def settled(s, N, legal):
     """Whether the board is divided for the side to move: every point where it may legally play
     (``legal``, bool [N*N+1], flat, from ``legal_mask``) lies in an empty region that touches
@@ -318,36 +347,15 @@ def settled(s, N, legal):
     no stone at all is still open."""
     W = N + 1
     P = (N + 2) * W
-    region = np.full(P, -1, dtype=np.int32)  # region id of each empty point, -1 before its flood
+    seen = np.zeros(P, dtype=np.uint8)
     stack = np.empty(P, dtype=np.int32)
     for r in range(N):
         for c in range(N):
             p = (r + 1) * W + c + 1
-            if not legal[r * N + c] or region[p] >= 0:
-                continue
-            # flood the empty region of p, noting which colours it touches
-            touches = 0
-            top = 0
-            stack[top] = p
-            top += 1
-            region[p] = p
-            while top > 0:
-                top -= 1
-                x = stack[top]
-                for k in range(4):
-                    n = x - 1 if k == 0 else (x + 1 if k == 1 else (x - W if k == 2 else x + W))
-                    cn = s[n]
-                    if cn == EMPTY:
-                        if region[n] < 0:
-                            region[n] = p
-                            stack[top] = n
-                            top += 1
-                    elif cn == BLACK:
-                        touches |= 1
-                    elif cn == WHITE:
-                        touches |= 2
-            if touches != 1 and touches != 2:
-                return False
+            if legal[r * N + c] and not seen[p]:
+                _, touches = _flood_region(s, W, p, seen, stack)
+                if touches != 1 and touches != 2:
+                    return False
     return True
 
 
@@ -369,29 +377,7 @@ def area_score(s, N):
             elif cp == WHITE:
                 score -= 1
             elif not seen[p]:
-                # flood the empty region, noting which colours it touches
-                touches = 0
-                size = 0
-                top = 0
-                stack[top] = p
-                top += 1
-                seen[p] = 1
-                while top > 0:
-                    top -= 1
-                    x = stack[top]
-                    size += 1
-                    for k in range(4):
-                        n = x - 1 if k == 0 else (x + 1 if k == 1 else (x - W if k == 2 else x + W))
-                        cn = s[n]
-                        if cn == EMPTY:
-                            if not seen[n]:
-                                seen[n] = 1
-                                stack[top] = n
-                                top += 1
-                        elif cn == BLACK:
-                            touches |= 1
-                        elif cn == WHITE:
-                            touches |= 2
+                size, touches = _flood_region(s, W, p, seen, stack)
                 if touches == 1:
                     score += size
                 elif touches == 2:
