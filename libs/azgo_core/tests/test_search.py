@@ -276,7 +276,7 @@ def test_each_game_of_a_forest_stops_at_its_own_target():
 
 def legal_moves(pos):
     """The children the search gives ``pos``: the legal moves, the pass only as ``mcts``'s pass
-    rule allows (after the opponent's pass, or when only own-eye fills are left)."""
+    rule allows (after the opponent's pass, or once the board is divided)."""
     mask = pos.legal_mask()
     if pos.passes == 0 and not B.settled(pos.state, pos.size, mask):
         mask[-1] = False

@@ -393,7 +393,7 @@ def pass_loving_evaluator(planes):
 
 
 def settled(pos):
-    """Whether the side to move in ``pos`` has only own-eye fills left (``board.settled``)."""
+    """Whether the board is divided for the side to move in ``pos`` (``board.settled``)."""
     from azgo_core import board
 
     return board.settled(pos.state, pos.size, pos.legal_mask())

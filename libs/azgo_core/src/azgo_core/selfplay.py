@@ -9,7 +9,7 @@ Per move: playout-cap randomization (KataGo) picks a full search (``visits``, Di
 noise at the root, recorded as a policy target) with probability ``full_search_prob``, else
 a cheap one (``cheap_visits``, no noise, not a policy target). Moves are drawn ~ N^(1/T)
 during the opening, then the most visited. A side passes only as ``mcts`` allows (after the
-opponent's pass, or on a settled board), so games are played out.
+opponent's pass, or once the board is divided), so games are played out.
 
 Resignation cannot take self-play over: a side resigns when its root value falls below its
 *own colour's* calibrated threshold (none until enough no-resign games won by that colour
