@@ -213,6 +213,19 @@ def add_evaluation(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", help="output directory (default DATA/report)")
     p.set_defaults(run=_runtime_command("report", "report"))
 
+    p = sub.add_parser("strength", help="train for a wall time, then rate the last generation (make strength)",
+                       description="Run the pipeline for MINUTES in OUT, then play the last generation against the "
+                                   "opponents (distinct games), rate everything in one pool and write OUT/strength.md "
+                                   "with the run's report.")
+    p.add_argument("--config", default=os.environ.get("AZGO_CONFIG", "configs/azgo.yaml"), help="YAML config file")
+    p.add_argument("--minutes", type=_finite_float, default=60.0, help="training wall time (default 60)")
+    p.add_argument("--out", required=True, metavar="DIR", help="where the run, the matches and strength.md go")
+    p.add_argument("--games", type=_positive_int, default=40, help="games per opponent (default 40)")
+    p.add_argument("--visits", type=_positive_int, default=100, help="visits per move of the last generation (default 100)")
+    p.add_argument("--opponents", default="random,gnugo:1,gnugo:10", help="engine specs, comma-separated")
+    p.add_argument("--seed", type=int, default=0, help="seed of the matches' openings and engines")
+    p.set_defaults(run=_runtime_command("strength", "strength"))
+
 
 def add_deploy(sub: argparse._SubParsersAction) -> None:
     """deploy, undeploy, doctor, restart, logs: remote self-play hosts; their options live beside them in the runtime."""

@@ -133,6 +133,6 @@ def health(rows: list[dict], path: Path) -> bool:
     right = ax.twinx()
     right.plot(t, [_num(r["health"].get("mean_moves")) for r in rows], color="black", linestyle=":", label="moves")
     right.set_ylabel("mean game length (moves, dotted)")
-    ax.legend(loc="upper left", fontsize="small")
+    ax.legend(loc="center left", fontsize="small", framealpha=0.9)
     ax.set_title("Training health (one colour above 90% or below 10%: collapse)")
     return _save(fig, path)
