@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .board import BLACK, WHITE
 from .records import GameRecord
 
-BLACK, WHITE = 1, 2
 ONE_SIDED = 0.9  # a window where one colour wins more than this share has collapsed
 MIN_GAMES_TO_WARN = 50  # no warning from fewer games
 MAX_GENERATIONS = 64  # generations kept in the per-generation table (the newest)
@@ -137,9 +137,10 @@ class HealthWindow:
     def generations(self) -> dict[int, Health]:
         return {gen: summarise(games) for gen, games in sorted(self.by_generation.items())}
 
-    def warnings(self) -> list[str]:
-        """What looks like a collapse in the window; empty when self-play looks healthy."""
-        h = self.window()
+    def warnings(self, h: Health | None = None) -> list[str]:
+        """What looks like a collapse in the window (``h``: its ``window()`` when already
+        computed); empty when self-play looks healthy."""
+        h = h or self.window()
         if h.games < MIN_GAMES_TO_WARN:
             return []
         out = []

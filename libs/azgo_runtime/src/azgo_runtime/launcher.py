@@ -39,6 +39,7 @@ from pathlib import Path
 from azgo_core.config import ConfigError, Settings, load_settings
 from azgo_runtime.client import Backoff
 from azgo_runtime.keys import DEFAULT_CLIENTS, create_keys
+from azgo_runtime.report import count_text, share_text
 from azgo_runtime.service import StopFlag
 from azgo_runtime.status import StatusUnavailable, fetch_status
 
@@ -191,12 +192,9 @@ class Progress:
 
 def health_text(h: dict) -> str:
     """The progress line's training-health part, from a ``SelfPlayHealth`` dict."""
-    def pct(key: str) -> str:
-        return "-" if h.get(key) is None else f"{h[key]:.0%}"
-    moves = "-" if h.get("mean_moves") is None else f"{h['mean_moves']:.0f}"
-    first = "" if h.get("first_pass_move") is None else f" @ {h['first_pass_move']:.0f}"
-    return (f"health B {pct('black_win_share')} resigned {pct('resigned_share')} {moves} moves "
-            f"W-pass-first {pct('white_passes_first_share')}{first}")
+    first = "" if h.get("first_pass_move") is None else f" @ {count_text(h['first_pass_move'])}"
+    return (f"health B {share_text(h.get('black_win_share'))} resigned {share_text(h.get('resigned_share'))} "
+            f"{count_text(h.get('mean_moves'))} moves W-pass-first {share_text(h.get('white_passes_first_share'))}{first}")
 
 
 class Launcher:

@@ -55,6 +55,16 @@ def _fmt_elo(p: dict) -> str:
     return f"{p['elo']:+.0f} ({p['low']:+.0f} .. {p['high']:+.0f})" if p.get("elo") is not None else "unrated"
 
 
+def share_text(v) -> str:
+    """A share as a whole percentage ('-' when unknown)."""
+    return "-" if v is None else f"{v:.0%}"
+
+
+def count_text(v) -> str:
+    """A mean count (moves) rounded ('-' when unknown)."""
+    return "-" if v is None else f"{v:.0f}"
+
+
 def _fmt(x) -> str:
     return f"{x:.3f}" if isinstance(x, (int, float)) else "-"
 
@@ -112,17 +122,13 @@ def health_table(learner: list[dict]) -> list[str]:
     last = next((r for r in reversed(learner) if r.get("health_by_generation")), None)
     if last is None:
         return []
-
-    def pct(v) -> str:
-        return "-" if v is None else f"{v:.0%}"
     rows = ["| generation | games | black wins | resigned | moves | white passes first | first pass at | false resignations |",
             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for h in last["health_by_generation"][-LATEST_ROWS:]:
-        moves = "-" if h.get("mean_moves") is None else f"{h['mean_moves']:.0f}"
-        first = "-" if h.get("first_pass_move") is None else f"{h['first_pass_move']:.0f}"
-        rows.append(f"| {h['generation']:06d} | {h.get('games', 0)} | {pct(h.get('black_win_share'))} | "
-                    f"{pct(h.get('resigned_share'))} | {moves} | {pct(h.get('white_passes_first_share'))} | {first} | "
-                    f"{pct(h.get('false_resignation_rate'))} |")
+        rows.append(f"| {h['generation']:06d} | {h.get('games', 0)} | {share_text(h.get('black_win_share'))} | "
+                    f"{share_text(h.get('resigned_share'))} | {count_text(h.get('mean_moves'))} | "
+                    f"{share_text(h.get('white_passes_first_share'))} | {count_text(h.get('first_pass_move'))} | "
+                    f"{share_text(h.get('false_resignation_rate'))} |")
     return rows + [""] + [f"**Warning**: {w}" for w in last.get("health_warnings") or []]
 
 

@@ -28,7 +28,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-DEFAULT_OPPONENTS = "random,gnugo:1,gnugo:10"
+from .report import count_text, share_text
 
 
 def match_games(folder: Path, a: str, b: str) -> list[tuple[str, str, float]]:
@@ -148,11 +148,10 @@ def strength_page(args, config: Path, settings, model: Path, results, loads: dic
              f"- last generation {model.stem}; learner step {last.get('step', 0):,}, samples trained "
              f"{last.get('samples_trained', 0):,}, positions seen {last.get('positions_seen', 0):,}"]
     if health:
-        def pct(key):
-            return "-" if health.get(key) is None else f"{health[key]:.0%}"
-        lines.append(f"- training health of the last {health.get('games', 0)} games: black wins {pct('black_win_share')}, "
-                     f"resigned {pct('resigned_share')}, {health.get('mean_moves') or 0:.0f} moves on average, white "
-                     f"passes first {pct('white_passes_first_share')}")
+        lines.append(f"- training health of the last {health.get('games', 0)} games: black wins "
+                     f"{share_text(health.get('black_win_share'))}, resigned {share_text(health.get('resigned_share'))}, "
+                     f"{count_text(health.get('mean_moves'))} moves on average, white passes first "
+                     f"{share_text(health.get('white_passes_first_share'))}")
     for w in last.get("health_warnings") or []:
         lines.append(f"- **warning**: {w}")
     lines += ["", f"## The last generation at {args.visits} visits, {args.games} distinct games per opponent", ""]

@@ -66,9 +66,10 @@ def health_fields(health: HealthWindow | None) -> dict:
     if health is None or not health.recent:
         return {}
     by_gen = list(health.generations().items())[-P.MAX_HEALTH_GENERATIONS:]
-    return {"health": health.window().as_dict(),
+    window = health.window()
+    return {"health": window.as_dict(),
             "health_by_generation": [{"generation": g, **h.as_dict()} for g, h in by_gen],
-            "health_warnings": health.warnings()}
+            "health_warnings": health.warnings(window)}
 
 
 class Reporter:
