@@ -163,6 +163,23 @@ def test_restore_refuses_another_architecture_and_reports_changed_hyperparameter
     assert any("momentum changed from 0.9 to 0.5" in n for n in notes)
 
 
+def test_a_checkpoint_from_before_the_auxiliary_heads_resumes_only_as_the_old_network(tmp_path, settings):
+    def model(aux: bool):
+        return settings.model_copy(update={"model": settings.model.model_copy(update={"aux_heads": aux, "global_pooling": aux})})
+
+    old = make_trainer(model(False))
+    checkpoint = read_checkpoint(save(old, tmp_path))
+    state = dict(checkpoint.state)
+    arch = json.loads(state["architecture"])
+    del arch["aux_heads"], arch["global_pooling"]  # as written before the fields existed
+    state["architecture"] = json.dumps(arch)
+    with pytest.raises(CheckpointError, match="aux_heads=False.*config asks for.*aux_heads=True"):
+        make_trainer(model(True)).restore(checkpoint.tensors, state)
+    resumed = make_trainer(model(False))
+    resumed.restore(checkpoint.tensors, state)
+    assert all(torch.equal(a, b) for a, b in zip(old.net.state_dict().values(), resumed.net.state_dict().values()))
+
+
 @pytest.mark.parametrize("damage", ["missing", "wrong dtype"])
 def test_restore_without_a_usable_torch_rng_state_is_a_checkpoint_error(tmp_path, settings, damage):
     checkpoint = read_checkpoint(save(make_trainer(settings), tmp_path))

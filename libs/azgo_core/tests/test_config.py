@@ -126,6 +126,14 @@ def test_views_build_library_configs():
     sp = s.selfplay_config()
     assert (sp.board_size, sp.komi, sp.parallel_games) == (7, 9.0, s.self_play.parallel_games)
     assert s.train_config().window == s.learner.window_positions
+    assert s.net_config().aux_heads and s.net_config().global_pooling  # KataGo's additions are the default
+    aux = load_settings(None, model={"aux_heads": False, "global_pooling": False},
+                        train={"ownership_loss_weight": 0.5, "score_loss_weight": 2.0, "opponent_policy_loss_weight": 0})
+    assert not aux.net_config().aux_heads and not aux.net_config().global_pooling
+    t = aux.train_config()
+    assert (t.ownership_loss_weight, t.score_loss_weight, t.opponent_policy_loss_weight) == (0.5, 2.0, 0.0)
+    with pytest.raises(ConfigError, match="score_loss_weight"):
+        load_settings(None, train={"score_loss_weight": -1})
     assert s.router_endpoint() == "tcp://127.0.0.1:5555" and s.pub_endpoint("h") == "tcp://h:5556"
 
 

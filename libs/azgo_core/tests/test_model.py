@@ -107,7 +107,14 @@ def test_count_parameters_matches_the_architecture():
     tower = blocks * 2 * (f * f * 9 + 2 * f)
     policy = f * 2 + 2 * 2 + (2 * n * n) * (n * n + 1) + (n * n + 1)
     value = f * 1 + 2 * 1 + (n * n) * h + h + h + 1
-    assert count_parameters(net) == stem + tower + policy + value
+    plain = AZNet(NetConfig(board_size=n, **TINY, aux_heads=False, global_pooling=False))
+    assert count_parameters(plain) == stem + tower + policy + value
+    ownership, score, opponent = f + 1, h + 1, (2 * n * n) * (n * n + 1) + (n * n + 1)
+    assert count_parameters(net) == stem + tower + policy + value + ownership + score + opponent
+    g = 8  # pooled channels: max(8, F/4)
+    pooled = AZNet(NetConfig(board_size=n, **{**TINY, "blocks": 2}, aux_heads=False))
+    pooling = f * g * 9 + 2 * g + (2 * g) * f + f
+    assert count_parameters(pooled) == stem + 2 * tower + pooling + policy + value
 
 
 def test_netconfig_json_round_trip_and_refusals():

@@ -133,7 +133,7 @@ def test_train_step_refuses_bad_batches_without_stepping():
     net = tiny_net()
     cfg = TrainConfig()
     optimizer, scheduler = make_optimizer(net, cfg)
-    planes, pi, z = synthetic_batch(rng, 4)
+    planes, pi, z = synthetic_batch(rng, 4)[:3]
     with pytest.raises(ValueError, match="expected"):
         train_step(net, optimizer, scheduler, (planes, pi[:, :-1], z), cfg)
     with pytest.raises(ValueError, match="expected"):

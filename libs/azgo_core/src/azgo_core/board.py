@@ -312,16 +312,16 @@ def legal_mask(s, N, zob, history, n_history, bloom, path, n_path, out):
 @njit(cache=True)
 def _flood_region(s, W, p, seen, stack):
     """Mark the empty region of empty padded point ``p`` in ``seen``; returns (its size, the
-    colours it touches: bit 1 black, bit 2 white). ``stack``: int32 scratch of P entries."""
+    colours it touches: bit 1 black, bit 2 white). ``stack``: int32 scratch of P entries; on
+    return ``stack[:size]`` holds the region's points (each is written there when popped)."""
     touches = 0
     size = 0
-    top = 0
-    stack[top] = p
-    top += 1
+    top = 1
+    stack[0] = p
     seen[p] = 1
-    while top > 0:
-        top -= 1
-        x = stack[top]
+    while top > size:
+        # stack[:size] are the points done, stack[size:top] those waiting: a queue in place
+        x = stack[size]
         size += 1
         for k in range(4):
             n = x - 1 if k == 0 else (x + 1 if k == 1 else (x - W if k == 2 else x + W))
@@ -360,28 +360,41 @@ def settled(s, N, legal):
 
 
 @njit(cache=True)
-def area_score(s, N):
-    """Tromp-Taylor area: black points minus white points (stones plus empty regions that
-    reach only one colour). Komi is not included."""
+def ownership(s, N, out):
+    """Fill ``out`` (int8 [N*N], flat) with each point's owner under Tromp-Taylor area scoring
+    and return it: the colour of its stone, or for an empty point the one colour its empty
+    region reaches (BLACK or WHITE), else EMPTY (dame: the region reaches both colours or
+    none). Stones count as they stand: a dead stone is its colour's until it is captured."""
     W = N + 1
     P = (N + 2) * W
     seen = np.zeros(P, dtype=np.uint8)
     stack = np.empty(P, dtype=np.int32)
-    score = 0
     for r in range(N):
         for c in range(N):
             p = (r + 1) * W + c + 1
             cp = s[p]
-            if cp == BLACK:
-                score += 1
-            elif cp == WHITE:
-                score -= 1
+            if cp == BLACK or cp == WHITE:
+                out[r * N + c] = cp
             elif not seen[p]:
                 size, touches = _flood_region(s, W, p, seen, stack)
-                if touches == 1:
-                    score += size
-                elif touches == 2:
-                    score -= size
+                owner = BLACK if touches == 1 else (WHITE if touches == 2 else EMPTY)
+                for i in range(size):
+                    q = stack[i]
+                    out[(q // W - 1) * N + q % W - 1] = owner
+    return out
+
+
+@njit(cache=True)
+def area_score(s, N):
+    """Tromp-Taylor area: black points minus white points (stones plus empty regions that
+    reach only one colour, as ``ownership`` assigns them). Komi is not included."""
+    owners = ownership(s, N, np.empty(N * N, dtype=np.int8))
+    score = 0
+    for i in range(N * N):
+        if owners[i] == BLACK:
+            score += 1
+        elif owners[i] == WHITE:
+            score -= 1
     return score
 
 

@@ -64,6 +64,10 @@ class Model(_Section):
     """Width of the value head's hidden layer."""
     history: int = Field(8, ge=1, le=16)
     """Past positions in the input planes (AlphaGo Zero: 8)."""
+    aux_heads: bool = True
+    """KataGo's auxiliary heads: final ownership, final score, the opponent's reply."""
+    global_pooling: bool = True
+    """KataGo's global pooling in blocks 2, 5, 8, ... of the tower."""
 
 
 class Search(_Section):
@@ -136,6 +140,12 @@ class Train(_Section):
 class Learner(_Section):
     data_dir: str = "data/learner"
     """Checkpoints, TensorBoard logs and the learner's metrics log."""
+    ownership_loss_weight: float = Field(1.5, ge=0)
+    """Weight of the ownership loss (KataGo: 1.5 over the board's mean)."""
+    score_loss_weight: float = Field(0.25, ge=0)
+    """Weight of the score loss (Huber on score / N)."""
+    opponent_policy_loss_weight: float = Field(0.15, ge=0)
+    """Weight of the opponent-reply policy loss (KataGo: 0.15)."""
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     """torch device for training: auto, cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
@@ -360,7 +370,7 @@ class Settings(BaseSettings):
 
         m = self.model
         return NetConfig(board_size=self.board.size, history=m.history, blocks=m.blocks, channels=m.channels,
-                         value_hidden=m.value_hidden)
+                         value_hidden=m.value_hidden, aux_heads=m.aux_heads, global_pooling=m.global_pooling)
 
     def search_config(self) -> SearchConfig:
         from .search import SearchConfig
@@ -385,7 +395,9 @@ class Settings(BaseSettings):
         t = self.train
         return TrainConfig(batch_size=t.batch_size, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
                            weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, lr_milestones=t.lr_milestones,
-                           lr_gamma=t.lr_gamma, grad_clip=t.grad_clip, window=self.learner.window_positions)
+                           lr_gamma=t.lr_gamma, grad_clip=t.grad_clip, window=self.learner.window_positions,
+                           ownership_loss_weight=t.ownership_loss_weight, score_loss_weight=t.score_loss_weight,
+                           opponent_policy_loss_weight=t.opponent_policy_loss_weight)
 
     def router_endpoint(self, host: str | None = None) -> str:
         return f"tcp://{host or self.distributed.broker_host}:{self.broker.router_port}"

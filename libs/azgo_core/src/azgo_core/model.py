@@ -11,6 +11,24 @@ Network (AlphaGo Zero's residual tower, scaled down)::
 The value is the expected outcome for the side to move (+1 = it wins). Convolutions followed
 by batch norm carry no bias (the norm's shift replaces it).
 
+KataGo's additions (Wu 2019, "Accelerating Self-Play Learning in Go"), each behind a
+``NetConfig`` flag; training only, self-play and matches call ``forward`` and never pay for
+the auxiliary heads:
+
+    global_pooling  blocks 2, 5, 8, ... (1-based) add a per-channel bias computed from the mean
+                    and max of G = max(8, F/4) pooled channels, so a local pattern can see
+                    whole-board facts (ko threats, who is ahead) a 3x3 tower cannot reach
+    aux_heads       ownership  conv1x1 to 1 on the tower              [B, N*N]  logits of
+                               "the side to move owns this point at the end"
+                    score      FC from the value hidden layer          [B]  final score for
+                               the side to move divided by N (komi included)
+                    opponent   FC from the policy features             [B, N*N+1]  logits of
+                               the opponent's reply (the move after the one to play)
+
+A scalar score rather than KataGo's distribution over scores: the network never chooses
+moves by score here (no score utility in the search), so the mean is what the auxiliary loss
+needs, and a distribution would add 2*N*N outputs to a net of 0.2M parameters.
+
 The default ``NetConfig`` (9x9, 4 blocks of 48 filters, ~0.2M parameters) is deliberately
 small: it learns visibly within an hour of self-play on a laptop CPU, where a 20-block
 256-filter AlphaGo Zero net would not finish one generation. Bigger nets are a config change.
@@ -47,6 +65,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import safetensors.torch
@@ -107,7 +126,9 @@ class NetConfig:
     """Architecture of an ``AZNet``; stored as JSON in every model file.
 
     board_size: N; history: positions of history in the input (C = 2*history+1 planes);
-    blocks: residual blocks; channels: filters per conv (F); value_hidden: value FC width.
+    blocks: residual blocks; channels: filters per conv (F); value_hidden: value FC width;
+    aux_heads: ownership, score and opponent-reply heads; global_pooling: pooled blocks (see
+    the module docstring). Files saved before the last two existed load with both false.
     """
 
     board_size: int = 9
@@ -115,6 +136,8 @@ class NetConfig:
     blocks: int = 4
     channels: int = 48
     value_hidden: int = 64
+    aux_heads: bool = True
+    global_pooling: bool = True
 
     def __post_init__(self) -> None:
         check_size(self.board_size)
@@ -122,6 +145,14 @@ class NetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise ValueError(f"NetConfig.{name} must be an integer >= {low}, got {value!r}")
+        for name in ("aux_heads", "global_pooling"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"NetConfig.{name} must be true or false, got {getattr(self, name)!r}")
+
+    @property
+    def pooled_blocks(self) -> tuple[int, ...]:
+        """0-based indices of the blocks with global pooling: 1, 4, 7, ... (none without it)."""
+        return tuple(range(1, self.blocks, 3)) if self.global_pooling else ()
 
     @property
     def in_planes(self) -> int:
@@ -147,10 +178,16 @@ class NetConfig:
             raise ValueError(f"architecture must be a JSON object, got {type(data).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
-        missing = sorted(known - set(data))
+        missing = sorted(known - set(data) - set(_ADDED_LATER))
         if unknown or missing:
             raise ValueError(f"architecture fields: unknown {unknown}, missing {missing}")
-        return cls(**data)
+        return cls(**{**_ADDED_LATER, **data})
+
+
+# Architecture fields added after the first models were saved, and the value that describes
+# those older files: a model written before the auxiliary heads loads as a plain
+# policy-value net (no heads, no pooling), exactly as it was trained.
+_ADDED_LATER = {"aux_heads": False, "global_pooling": False}
 
 
 class ResidualBlock(nn.Module):
@@ -169,16 +206,57 @@ class ResidualBlock(nn.Module):
         return F.relu(x + y)
 
 
+class GlobalPoolingBlock(nn.Module):
+    """A residual block whose middle gets a per-channel bias from pooled whole-board features
+    (KataGo's global pooling). [B, F, N, N] -> [B, F, N, N].
+
+    g = ReLU(BN(conv3x3 x))  [B, G, N, N]  ->  mean and max over the board  [B, 2G]
+    -> FC -> bias [B, F] added to ReLU(BN(conv1 x)) before the second convolution.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        pooled = max(8, channels // 4)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.pool_conv = nn.Conv2d(channels, pooled, 3, padding=1, bias=False)
+        self.pool_bn = nn.BatchNorm2d(pooled)
+        self.pool_fc = nn.Linear(2 * pooled, channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)))
+        g = F.relu(self.pool_bn(self.pool_conv(x)))
+        pooled = torch.cat([g.mean(dim=(2, 3)), g.amax(dim=(2, 3))], dim=1)  # [B, 2G]
+        y = y + self.pool_fc(pooled)[:, :, None, None]
+        y = self.bn2(self.conv2(y))
+        return F.relu(x + y)
+
+
+class NetOutputs(NamedTuple):
+    """Every head of ``AZNet.heads``: logits [B, N*N+1], value [B], and with ``aux_heads``
+    ownership logits [B, N*N], score [B] (points for the side to move / N) and opponent-reply
+    logits [B, N*N+1] (None without)."""
+
+    logits: torch.Tensor
+    value: torch.Tensor
+    ownership: torch.Tensor | None = None
+    score: torch.Tensor | None = None
+    opponent_logits: torch.Tensor | None = None
+
+
 class AZNet(nn.Module):
-    """AlphaGo Zero policy-value ResNet.
+    """AlphaGo Zero policy-value ResNet, with KataGo's auxiliary heads and global pooling.
 
     ``AZNet(NetConfig(...))`` or ``AZNet(board_size=5, blocks=1, channels=16)`` (keyword
     arguments are NetConfig fields). ``forward(x float [B, C, N, N])`` returns
     ``(logits float [B, N*N+1], value float [B])``: unnormalised policy logits with pass last,
-    and the value in [-1, 1] for the side to move.
+    and the value in [-1, 1] for the side to move. ``heads(x)`` returns every head
+    (``NetOutputs``), for training.
     """
 
-    def __init__(self, config: NetConfig | None = None, **overrides: int) -> None:
+    def __init__(self, config: NetConfig | None = None, **overrides) -> None:
         super().__init__()
         if config is None:
             config = NetConfig(**overrides)
@@ -187,7 +265,8 @@ class AZNet(nn.Module):
         self.config = config
         n, f = config.board_size, config.channels
         self.stem = nn.Sequential(nn.Conv2d(config.in_planes, f, 3, padding=1, bias=False), nn.BatchNorm2d(f), nn.ReLU())
-        self.tower = nn.Sequential(*(ResidualBlock(f) for _ in range(config.blocks)))
+        pooled = set(config.pooled_blocks)
+        self.tower = nn.Sequential(*(GlobalPoolingBlock(f) if i in pooled else ResidualBlock(f) for i in range(config.blocks)))
         self.policy_conv = nn.Conv2d(f, 2, 1, bias=False)
         self.policy_bn = nn.BatchNorm2d(2)
         self.policy_fc = nn.Linear(2 * n * n, config.num_actions)
@@ -195,19 +274,44 @@ class AZNet(nn.Module):
         self.value_bn = nn.BatchNorm2d(1)
         self.value_fc1 = nn.Linear(n * n, config.value_hidden)
         self.value_fc2 = nn.Linear(config.value_hidden, 1)
+        if config.aux_heads:
+            self.ownership_conv = nn.Conv2d(f, 1, 1)
+            self.score_fc = nn.Linear(config.value_hidden, 1)
+            self.opponent_fc = nn.Linear(2 * n * n, config.num_actions)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x float [B, C, N, N] -> (logits [B, N*N+1], value [B])."""
+    def _check(self, x: torch.Tensor) -> None:
         c, n = self.config.in_planes, self.config.board_size
         if x.dim() != 4 or x.shape[1:] != (c, n, n):
             raise ValueError(f"AZNet expects input [B, {c}, {n}, {n}], got {list(x.shape)}")
+
+    def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(tower output [B, F, N, N], policy features [B, 2*N*N], value hidden [B, value_hidden])."""
+        self._check(x)
         h = self.tower(self.stem(x))
-        p = F.relu(self.policy_bn(self.policy_conv(h)))
-        logits = self.policy_fc(p.flatten(1))  # flatten is layout-aware: fine under channels_last
+        p = F.relu(self.policy_bn(self.policy_conv(h))).flatten(1)  # flatten is layout-aware: fine under channels_last
         v = F.relu(self.value_bn(self.value_conv(h)))
         v = F.relu(self.value_fc1(v.flatten(1)))
-        value = torch.tanh(self.value_fc2(v)).squeeze(1)
-        return logits, value
+        return h, p, v
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x float [B, C, N, N] -> (logits [B, N*N+1], value [B])."""
+        _, p, v = self._trunk(x)
+        return self.policy_fc(p), torch.tanh(self.value_fc2(v)).squeeze(1)
+
+    def heads(self, x: torch.Tensor) -> NetOutputs:
+        """x float [B, C, N, N] -> every head (``NetOutputs``); the auxiliary ones are None
+        without ``aux_heads``."""
+        h, p, v = self._trunk(x)
+        logits, value = self.policy_fc(p), torch.tanh(self.value_fc2(v)).squeeze(1)
+        if not self.config.aux_heads:
+            return NetOutputs(logits, value)
+        return NetOutputs(
+            logits,
+            value,
+            ownership=self.ownership_conv(h).flatten(1),
+            score=self.score_fc(v).squeeze(1),
+            opponent_logits=self.opponent_fc(p),
+        )
 
 
 def count_parameters(net: nn.Module) -> int:

@@ -153,6 +153,10 @@ class Position:
         """Black area minus white area (Tromp-Taylor), without komi."""
         return int(B.area_score(self.state, self.size))
 
+    def ownership(self) -> np.ndarray:
+        """Each point's Tromp-Taylor owner, int8 [N*N] flat: BLACK, WHITE or EMPTY (dame)."""
+        return B.ownership(self.state, self.size, np.empty(self.size * self.size, dtype=np.int8))
+
     def score(self) -> float:
         """Black minus white minus komi: positive means black is ahead."""
         return self.area() - self.komi

@@ -3,6 +3,7 @@
 One report (``Figures``) goes to the broker as a ``LearnerReport``, as one JSON line in
 ``<data_dir>/metrics.jsonl`` and, when enabled, to TensorBoard under namespaced tags
 (cleanrl style): ``losses/policy``, ``losses/value``, ``losses/total``, ``losses/policy_kl``,
+``losses/ownership``, ``losses/score``, ``losses/opponent_policy`` (KataGo's auxiliary heads),
 ``charts/samples_per_s``, ``charts/generation``, ``charts/window_positions``,
 ``charts/samples_per_position``, ``charts/learning_rate``, ``charts/positions_written_off``,
 and the training health of the recent self-play games (``azgo_core.health``) under
@@ -29,7 +30,8 @@ from azgo_core.health import HealthWindow
 
 # train_step metric -> report field
 AVERAGED = {"policy_loss": "loss_policy", "value_loss": "loss_value", "total_loss": "loss_total",
-            "policy_kl": "policy_kl", "lr": "lr"}
+            "policy_kl": "policy_kl", "lr": "lr", "ownership_loss": "loss_ownership", "score_loss": "loss_score",
+            "opponent_policy_loss": "loss_opponent_policy"}
 
 
 @dataclass
@@ -55,6 +57,10 @@ class Figures:
     """``P.SelfPlayHealth`` of the recent games, as a dict (None before any game)."""
     health_by_generation: list[dict] = field(default_factory=list)
     health_warnings: list[str] = field(default_factory=list)
+    loss_ownership: float = math.nan
+    """KataGo's auxiliary losses (``train_step``); NaN for a net without auxiliary heads."""
+    loss_score: float = math.nan
+    loss_opponent_policy: float = math.nan
 
     def message(self) -> P.LearnerReport:
         fields = P.LearnerReport.model_fields
@@ -92,7 +98,7 @@ class Reporter:
     def add_step(self, metrics: dict[str, float]) -> None:
         """Count one ``train_step``'s metrics towards the next report."""
         for key in AVERAGED:
-            self._sums[key] += metrics[key]
+            self._sums[key] += metrics.get(key, math.nan)  # the auxiliary losses only with auxiliary heads
         self._steps += 1
 
     def figures(self, *, step: int, generation: int, samples_trained: int, positions_seen: int, waiting: bool,
@@ -124,6 +130,8 @@ class Reporter:
             "charts/generation": figures.generation, "charts/window_positions": figures.window_positions,
             "charts/samples_per_position": figures.samples_per_position, "charts/learning_rate": figures.lr,
             "charts/positions_written_off": figures.positions_written_off,
+            "losses/ownership": figures.loss_ownership, "losses/score": figures.loss_score,
+            "losses/opponent_policy": figures.loss_opponent_policy,
         }
         for key, value in (figures.health or {}).items():
             if key != "games" and value is not None:
