@@ -71,10 +71,15 @@ class Model(_Section):
 
 
 class Search(_Section):
+    algorithm: Literal["puct", "gumbel"] = "puct"
+    """Root search: 'puct' (AlphaZero: Dirichlet noise, visit-count targets) or 'gumbel' (Gumbel AlphaZero:
+    Gumbel-Top-k and Sequential Halving at the root, completed-Q policy targets; no Dirichlet noise, no tree reuse)."""
     visits: int = Field(100, ge=1)
-    """Visits of a full search (the policy targets)."""
+    """Visits of a full search (the policy targets); under gumbel its simulations."""
     cheap_visits: int = Field(25, ge=1)
     """Visits of a cheap search (KataGo's playout-cap randomization)."""
+    max_considered: int = Field(16, ge=1, le=362)
+    """Gumbel only: actions sampled at the root (Gumbel-Top-k) for Sequential Halving."""
     full_search_prob: float = Field(0.25, ge=0, le=1)
     """Share of moves searched fully."""
     c_puct: float = Field(1.25, gt=0)
@@ -376,7 +381,8 @@ class Settings(BaseSettings):
         from .search import SearchConfig
 
         s = self.search
-        return SearchConfig(visits=s.visits, cheap_visits=s.cheap_visits, full_search_prob=s.full_search_prob,
+        return SearchConfig(algorithm=s.algorithm, max_considered=s.max_considered,
+                            visits=s.visits, cheap_visits=s.cheap_visits, full_search_prob=s.full_search_prob,
                             c_puct=s.c_puct, noise_fraction=s.noise_fraction, resign_threshold=s.resign_threshold,
                             no_resign_share=s.no_resign_share, resign_calibration_games=s.resign_calibration_games,
                             resign_false_positives=s.resign_false_positives, settled_pass=s.settled_pass,

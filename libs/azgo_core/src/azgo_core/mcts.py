@@ -42,6 +42,15 @@ result of the opponent passing back, which the opponent never does: under area s
 young network learns that passing is as good as any move, and one colour's early passes take
 self-play over. With the rule, games go on until the board is divided, so a result is the
 exact Tromp-Taylor score of a finished position.
+
+Gumbel (``ALGORITHM`` = 1, ``gumbel``): the root's child is chosen by Gumbel-Top-k and
+Sequential Halving instead of PUCT, with no Dirichlet noise and no tree reuse (each search
+starts from a fresh root, so its root visits are exactly its simulations and follow the
+halving schedule). Below the root the selection stays PUCT: the paper's gains at few
+simulations come from the root (sampling without replacement and the completed-Q target),
+PUCT below keeps this module's first-play urgency and pass rule, so an A/B of the two
+algorithms differs at the root only, and PUCT needs no per-node network value, which the
+arena does not keep.
 """
 
 from __future__ import annotations
@@ -50,12 +59,15 @@ import numpy as np
 from numba import njit
 
 from . import board as B
+from . import gumbel as GB
 
 ROOT, NODES, EDGES, PENDING, DEPTH, NOISE, DRAWS, NHIST = range(8)
 
-# float parameters, in this order, in the ``params`` vector
-C_PUCT, C_BASE, FPU_REDUCTION, KOMI, NOISE_FRACTION, NOISE_ALPHA_TOTAL, SETTLED_PASS = range(7)
-NUM_PARAMS = 7
+# float parameters, in this order, in the ``params`` vector; ALGORITHM: 0 PUCT, 1 Gumbel
+(C_PUCT, C_BASE, FPU_REDUCTION, KOMI, NOISE_FRACTION, NOISE_ALPHA_TOTAL, SETTLED_PASS,
+ ALGORITHM, MAX_CONSIDERED, C_VISIT, C_SCALE) = range(11)
+NUM_PARAMS = 11
+PUCT, GUMBEL = 0, 1
 
 
 @njit(cache=True)
@@ -147,7 +159,7 @@ def _write_planes(games, g, depth, N, H, to_play, out):
 
 
 @njit(cache=True)
-def select_leaves(tree, games, zob, gids, targets, params, N, H, move_cap, batch):
+def select_leaves(tree, games, gum, zob, gids, targets, params, N, H, move_cap, batch):
     """Descend each game in ``gids`` whose root has fewer than ``targets[g]`` child visits.
 
     Terminal leaves are backed up at once with the exact result; the first non-terminal
@@ -161,6 +173,7 @@ def select_leaves(tree, games, zob, gids, targets, params, N, H, move_cap, batch
     P = (N + 2) * W
     base = 7 * P
     slots = 0
+    gumbel_root = params[ALGORITHM] == GUMBEL
     for gi in range(gids.shape[0]):
         g = gids[gi]
         info[g, PENDING] = -1
@@ -176,7 +189,11 @@ def select_leaves(tree, games, zob, gids, targets, params, N, H, move_cap, batch
                 v = _terminal_value(leaf_board[g], N, move_cap, params[KOMI])
                 if v != 2.0:
                     break
-                e = _select_edge(tree, g, n, params)
+                if gumbel_root and n == root:
+                    e = GB.root_edge(tree, gum, g, n, targets[g], int(params[MAX_CONSIDERED]),
+                                     params[C_VISIT], params[C_SCALE])
+                else:
+                    e = _select_edge(tree, g, n, params)
                 m = edge_move[g, e]
                 pad = -1 if m == N * N else (m // N + 1) * W + m % N + 1
                 B.play_move(leaf_board[g], N, pad, zob)
@@ -293,10 +310,18 @@ def pass_allowed(s, N, legal):
 
 
 @njit(cache=True)
-def start_move(tree, g, params, noise):
-    """Begin a move's search: root noise is drawn once, now if the reused root is expanded,
-    else right after the root's expansion."""
+def start_move(tree, gum, g, params, noise):
+    """Begin a move's search. PUCT: Dirichlet noise is drawn once, now if the reused root is
+    expanded, else right after the root's expansion. Gumbel: a fresh root (a search's root
+    visits are its simulations), Gumbel noise g(a) when ``noise``, drawn at the first root
+    selection."""
     node_count, info = tree[1], tree[9]
+    if params[ALGORITHM] == GUMBEL:
+        if node_count[g, info[g, ROOT]] >= 0:
+            reset_tree(tree, g)
+        info[g, NOISE] = 0
+        GB.start_search(gum, g, noise)
+        return
     info[g, NOISE] = 1 if noise else 0
     if noise and node_count[g, info[g, ROOT]] >= 0:
         _apply_noise(tree, g, info[g, ROOT], params)
@@ -383,5 +408,5 @@ def play_at_root(tree, games, scratch, zob, g, move, N, H, reuse):
 
 @njit(cache=True)
 def seed_noise(seed):
-    """Seed numba's generator (used for the Dirichlet draws)."""
+    """Seed numba's generator (used for the Dirichlet and Gumbel draws)."""
     np.random.seed(seed)

@@ -5,6 +5,12 @@ select a leaf in every game, one network call for all of them, expand and back u
 evaluator is any callable ``evaluate(planes uint8 [B, C, N, N]) -> (logits float32 [B, A],
 value float32 [B])`` with values from the side to move's view (``model.make_evaluator``,
 or ``uniform_evaluator`` for tests and benchmarks).
+
+Two root algorithms (``SearchConfig.algorithm``), batched in the same compiled forest:
+``puct`` (AlphaZero: Dirichlet noise, visit counts as the policy target, moves drawn
+~ N^(1/T)) and ``gumbel`` (Gumbel AlphaZero, ``gumbel``: Gumbel-Top-k and Sequential Halving
+at the root, the move is the halving's winner, the policy target is the completed-Q improved
+policy pi', see ``Forest.root_policy_target``).
 """
 
 from __future__ import annotations
@@ -15,11 +21,20 @@ from typing import Callable
 import numpy as np
 
 from . import board as B
-from . import coords, mcts
+from . import coords, gumbel, mcts
 from .features import num_planes
 from .position import Position, zobrist
 
 _NO_PATH = np.zeros(1, dtype=np.uint64)
+
+ALGORITHMS = ("puct", "gumbel")
+
+POLICY_TARGET_TOTAL = 1000
+"""The integer weights a quantised pi' sums to (``quantise_policy``). Per-mille: the error of
+one action's probability is at most 0.0005, below what a network's policy resolves; actions
+under 0.05% drop out (a mild form of KataGo's policy target pruning), which keeps a record's
+entries per move near the number of plausible moves; the counts read like those of a
+1000-playout search and stay far below the records' 2**20 bound on a move's total."""
 
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -28,10 +43,20 @@ Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 class SearchConfig:
     """Search and move-choice settings; defaults follow AlphaZero, KataGo and Leela Zero."""
 
+    algorithm: str = "puct"
+    """Root algorithm: 'puct' (AlphaZero) or 'gumbel' (Gumbel AlphaZero; Danihelka et al. 2022)."""
     visits: int = 200
-    """Root child visits of a full search (a reused subtree's visits count)."""
+    """Root child visits of a full search (a reused subtree's visits count); under gumbel the
+    simulations of a full search."""
     cheap_visits: int = 40
-    """Visits of a cheap search (KataGo's playout-cap randomization)."""
+    """Visits of a cheap search (KataGo's playout-cap randomization); under gumbel its simulations."""
+    max_considered: int = 16
+    """Gumbel only: the m actions sampled at the root (Gumbel-Top-k, m = min(this, legal moves))
+    among which Sequential Halving spends the simulations (the paper: 16 on 9x9 Go)."""
+    c_visit: float = 50.0
+    """Gumbel only: sigma(q) = (c_visit + max_b N(b)) * c_scale * q (the paper: 50)."""
+    c_scale: float = 1.0
+    """Gumbel only: see ``c_visit`` (the paper: 1.0); q is the completed Q mapped to [0, 1]."""
     full_search_prob: float = 0.25
     """Share of moves with a full search; only those are policy targets (KataGo: 0.25)."""
     c_puct: float = 1.25
@@ -41,15 +66,19 @@ class SearchConfig:
     fpu_reduction: float = 0.25
     """First-play urgency: unvisited children get the parent's Q minus this * sqrt(visited P)."""
     noise_fraction: float = 0.25
-    """Dirichlet noise share at the root of full searches (AlphaZero: 0.25)."""
+    """Dirichlet noise share at the root of full searches (AlphaZero: 0.25); unused under gumbel."""
     noise_alpha_total: float = 10.83
-    """Dirichlet alpha times the number of legal moves (KataGo: 0.03 * 361)."""
+    """Dirichlet alpha times the number of legal moves (KataGo: 0.03 * 361); unused under gumbel."""
     temperature: float = 1.0
-    """Move choice proportional to N^(1/T) during the opening."""
+    """Move choice proportional to N^(1/T) during the opening. Under gumbel only its sign
+    counts: above 0, cheap searches of the opening draw Gumbel noise too (the move is then a
+    sample of the improved policy); 0 plays the best move without noise."""
     temperature_moves: int | None = None
     """Opening length for ``temperature``; default N*N // 8 (30 on 19x19 in AlphaGo Zero)."""
     final_temperature: float = 0.0
-    """Temperature after the opening; 0 plays the most visited move."""
+    """Temperature after the opening; 0 plays the most visited move. Under gumbel, as
+    ``temperature``: above 0, cheap searches after the opening draw Gumbel noise. Full searches
+    under gumbel always draw it (their candidates must be sampled for pi' to improve the policy)."""
     resign_threshold: float = -0.9
     """Resign when the root value of the side to move falls below this."""
     no_resign_share: float = 0.1
@@ -62,12 +91,25 @@ class SearchConfig:
     resign_false_positives: float = 0.05
     """Target share of false resignations for the calibration (AlphaGo Zero: below 5%)."""
     reuse_tree: bool = True
-    """Keep the chosen child's subtree for the next move."""
+    """Keep the chosen child's subtree for the next move; ignored under gumbel (every search
+    starts at a fresh root, so its visits follow the halving schedule)."""
     settled_pass: bool = True
     """Pass only after the opponent's pass or when the board is divided: no empty region the
     mover may play in touches both colours (``mcts``: searched freely, early passes take self-play over)."""
     history: int = 8
     """Positions of stone history in the input planes."""
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            raise ValueError(f"search algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if self.max_considered < 1:
+            raise ValueError(f"max_considered must be at least 1, got {self.max_considered}")
+        if self.c_visit < 0 or self.c_scale <= 0:
+            raise ValueError(f"c_visit must be >= 0 and c_scale > 0, got {self.c_visit} and {self.c_scale}")
+
+    @property
+    def gumbel(self) -> bool:
+        return self.algorithm == "gumbel"
 
     def params(self, komi: float) -> np.ndarray:
         p = np.zeros(mcts.NUM_PARAMS, dtype=np.float64)
@@ -78,6 +120,10 @@ class SearchConfig:
         p[mcts.NOISE_FRACTION] = self.noise_fraction
         p[mcts.NOISE_ALPHA_TOTAL] = self.noise_alpha_total
         p[mcts.SETTLED_PASS] = 1.0 if self.settled_pass else 0.0
+        p[mcts.ALGORITHM] = mcts.GUMBEL if self.gumbel else mcts.PUCT
+        p[mcts.MAX_CONSIDERED] = self.max_considered
+        p[mcts.C_VISIT] = self.c_visit
+        p[mcts.C_SCALE] = self.c_scale
         return p
 
     def opening_moves(self, size: int) -> int:
@@ -132,6 +178,7 @@ class Forest:
             np.zeros((games, D), np.uint64), np.zeros((games, D), np.int32), np.zeros((games, D), np.int32),
             np.zeros((games, self.H, size * size), np.int8), np.zeros((games, self.H, size * size), np.int8),
         )
+        self.gum = gumbel.make_arrays(games, A, visits)
         self.batch = np.zeros((batch_size or games, num_planes(self.H), size, size), np.uint8)
         self.targets = np.zeros(games, np.int32)
         self.info = self.tree[9]
@@ -168,7 +215,7 @@ class Forest:
             if code != B.LEGAL:
                 raise ValueError(f"illegal move {coords.to_gtp(self.N, move)} in game {g}: {B.REASONS[code]}")
         mcts.play_at_root(self.tree, self.games, self.scratch, self.zob, g, move, self.N, self.H,
-                          self.config.reuse_tree)
+                          self.config.reuse_tree and not self.config.gumbel)
 
     def scalar(self, g: int, slot: int) -> int:
         return int(self.games[0][g, 7 * B.padded_points(self.N) + slot])
@@ -178,13 +225,14 @@ class Forest:
 
     # --- search ----------------------------------------------------------------------------
     def start(self, g: int, visits: int, noise: bool) -> None:
-        """Ask for ``visits`` root child visits for game ``g``, with root noise or not."""
+        """Ask for ``visits`` root child visits for game ``g``, with root noise or not
+        (Dirichlet under puct, Gumbel g(a) under gumbel)."""
         if self.is_over(g):
             raise ValueError(f"game {g} is over: nothing to search")
         if not 0 < visits <= self.max_visits:
             raise ValueError(f"visits must be in 1..{self.max_visits} for this forest, got {visits}")
         self.targets[g] = visits
-        mcts.start_move(self.tree, g, self.params, noise)
+        mcts.start_move(self.tree, self.gum, g, self.params, noise)
 
     def searched(self, gids: np.ndarray) -> np.ndarray:
         """bool [len(gids)]: whose root has reached its target (child visits >= target)."""
@@ -202,7 +250,7 @@ class Forest:
         cap = self.batch.shape[0]
         for start in range(0, len(gids), cap):
             chunk = gids[start:start + cap]
-            n = mcts.select_leaves(self.tree, self.games, self.zob, chunk, self.targets, self.params,
+            n = mcts.select_leaves(self.tree, self.games, self.gum, self.zob, chunk, self.targets, self.params,
                                    self.N, self.H, self.move_cap, self.batch)
             if n:
                 logits, values = evaluate(self.batch[:n])
@@ -234,19 +282,63 @@ class Forest:
         keep = counts > 0
         return moves[keep].copy(), counts[keep].copy()
 
+    def chosen_move(self, g: int) -> int:
+        """Gumbel: the move of the finished search, the Sequential Halving winner (most visited,
+        then the largest g(a) + logits(a) + sigma(q(a))); the pass if the root has no child."""
+        root = self.info[g, mcts.ROOT]
+        e = gumbel.chosen_edge(self.tree, self.gum, g, root, self.config.c_visit, self.config.c_scale)
+        return self.N * self.N if e < 0 else int(self.tree[4][g, e])
+
+    def improved_policy(self, g: int) -> tuple[np.ndarray, np.ndarray]:
+        """Moves int16 [k] of all the root's children and pi' float64 [k] = softmax(logits +
+        sigma(completedQ)): Gumbel AlphaZero's policy target (unvisited moves get v_mix)."""
+        root = self.info[g, mcts.ROOT]
+        f, c = self.tree[0][g, root], max(self.tree[1][g, root], 0)
+        pi = np.zeros(c, np.float64)
+        if c:
+            gumbel.improved_policy(self.tree, g, root, self.config.c_visit, self.config.c_scale, pi)
+        return self.tree[4][g, f:f + c].copy(), pi
+
+    def root_policy_target(self, g: int, played: int) -> tuple[np.ndarray, np.ndarray]:
+        """pi' quantised for a record (``quantise_policy``): moves int16 [k], weights int32 [k]."""
+        moves, pi = self.improved_policy(g)
+        return quantise_policy(moves, pi, played)
+
     def root_priors(self, g: int) -> tuple[np.ndarray, np.ndarray]:
         """Moves and priors P of the root's children (noise included when drawn)."""
         f, c = self.tree[0][g, self.info[g, mcts.ROOT]], max(self.tree[1][g, self.info[g, mcts.ROOT]], 0)
         return self.tree[4][g, f:f + c].copy(), self.tree[5][g, f:f + c].copy()
 
     def root_value(self, g: int) -> float:
-        """Q of the root from the side to move's view."""
+        """Q of the root from the side to move's view. Under gumbel, Q(a) of the move chosen
+        (``chosen_move``): Sequential Halving visits every considered move, bad ones included,
+        so the root's mean would understate the position (and resign it)."""
         root = self.info[g, mcts.ROOT]
+        if self.config.gumbel:
+            e = gumbel.chosen_edge(self.tree, self.gum, g, root, self.config.c_visit, self.config.c_scale)
+            if e >= 0 and self.tree[6][g, e] > 0:
+                return float(self.tree[7][g, e] / self.tree[6][g, e])
         n = self.tree[2][g, root]
         return float(self.tree[3][g, root] / n) if n else 0.0
 
     def noise_draws(self, g: int) -> int:
         return int(self.info[g, mcts.DRAWS])
+
+
+def quantise_policy(moves: np.ndarray, pi: np.ndarray, played: int,
+                    total: int = POLICY_TARGET_TOTAL) -> tuple[np.ndarray, np.ndarray]:
+    """Integer weights int32 [k] for a distribution ``pi`` [n] over ``moves`` [n], in the shape
+    of visit counts: largest remainders to ``total``, zero weights dropped, the ``played`` move
+    kept with weight >= 1 (the sum is then at most ``total + 1``). ``records.GameRecord``
+    normalises them back (``policy_target``)."""
+    scaled = np.asarray(pi, np.float64) * (total / max(float(np.sum(pi)), 1e-300))
+    w = np.floor(scaled).astype(np.int64)
+    short = total - int(w.sum())
+    if short > 0:
+        w[np.argsort(w - scaled, kind="stable")[:short]] += 1  # largest fractional parts first
+    w[moves == played] = np.maximum(w[moves == played], 1)
+    keep = w > 0
+    return np.asarray(moves)[keep].astype(np.int16), w[keep].astype(np.int32)
 
 
 def choose_move(moves: np.ndarray, counts: np.ndarray, temperature: float, rng: np.random.Generator) -> int:
@@ -259,7 +351,8 @@ def choose_move(moves: np.ndarray, counts: np.ndarray, temperature: float, rng: 
 
 
 class MctsPlayer:
-    """One game's search for GTP and matches: no noise, the most visited move."""
+    """One game's search for GTP and matches: no noise, the most visited move (under gumbel
+    the Sequential Halving winner with g = 0: deterministic; matches vary their openings)."""
 
     def __init__(self, evaluate: Evaluator, visits: int = 200, config: SearchConfig | None = None, seed: int = 0):
         self.evaluate = evaluate
@@ -291,4 +384,6 @@ class MctsPlayer:
         moves, counts, _ = self.analyse(pos)
         if len(moves) == 0:
             return pos.size * pos.size
+        if self.config.gumbel and self.forest is not None:
+            return self.forest.chosen_move(0)
         return choose_move(moves, counts, 0.0, self.rng)

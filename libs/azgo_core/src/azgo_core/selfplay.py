@@ -11,6 +11,11 @@ a cheap one (``cheap_visits``, no noise, not a policy target). Moves are drawn ~
 during the opening, then the most visited. A side passes only as ``mcts`` allows (after the
 opponent's pass, or once the board is divided), so games are played out.
 
+Under ``search.algorithm: gumbel`` (Gumbel AlphaZero): every full search draws Gumbel noise
+(no Dirichlet), a cheap one only while the move's temperature is above 0; the move played is
+the Sequential Halving winner; a full search records the quantised completed-Q policy pi'
+(``Forest.root_policy_target``) in the record's visit counts, a cheap one its root visits.
+
 Resignation cannot take self-play over: a side resigns when its root value falls below its
 *own colour's* calibrated threshold (none until enough no-resign games won by that colour
 have been seen: a colour that never wins never resigns), not before ``resign_min_moves``,
@@ -197,7 +202,12 @@ class SelfPlayRunner:
         game = self.games[g]
         game.full_now = game.rng.random() < self.search.full_search_prob
         visits = self.search.visits if game.full_now else self.search.cheap_visits
-        self.forest.start(g, visits, noise=game.full_now)
+        noise = game.full_now or (self.search.gumbel and self._temperature(len(game.moves)) > 0)
+        self.forest.start(g, visits, noise=noise)
+
+    def _temperature(self, n_moves: int) -> float:
+        opening = n_moves < self.search.opening_moves(self.config.board_size)
+        return self.search.temperature if opening else self.search.final_temperature
 
     def _play_move(self, g: int) -> GameRecord | None:
         """The search of game ``g`` is done: record it, play the move, maybe end the game."""
@@ -213,9 +223,12 @@ class SelfPlayRunner:
             if game.resign_allowed:
                 return self._finish(g, winner=3 - to_play, resigned=True)
             game.would_resign = game.would_resign or to_play
-        opening = n_moves < self.search.opening_moves(self.config.board_size)
-        temperature = self.search.temperature if opening else self.search.final_temperature
-        move = choose_move(moves, counts, temperature, game.rng)
+        if self.search.gumbel:
+            move = f.chosen_move(g)
+            if game.full_now:
+                moves, counts = f.root_policy_target(g, move)
+        else:
+            move = choose_move(moves, counts, self._temperature(n_moves), game.rng)
         game.moves.append(move)
         game.visits.append((moves, counts))
         game.full.append(game.full_now)
