@@ -48,7 +48,7 @@ def counter(config: Path, name: str) -> float:
 def test_evaluator_rates_new_generations_and_reports_them(tmp_path):
     data = tmp_path / "evaluator"
     config = tiny_config(tmp_path, evaluation={
-        "enabled": True, "games_per_match": 2, "visits": 4, "opponents": 1, "gnugo_every": 1, "random_every": 1, "gnugo_level": 0,
+        "enabled": True, "games_per_match": 2, "visits": 4, "opponents": 1, "gnugo_every": 1, "random_every": 1, "gnugo_levels": [0],
         "data_dir": str(data), "gnugo": GNUGO, "status_interval": 0.3,
     })
     settings = tiny_settings(config)

@@ -26,15 +26,19 @@ def names(opponents) -> list[tuple[str, int]]:
 
 
 def test_the_first_generation_plays_both_anchors():
-    cfg = Evaluation(games_per_match=10, opponents=2, gnugo_every=5, random_every=3, gnugo_level=2)
+    cfg = Evaluation(games_per_match=10, opponents=2, gnugo_every=5, random_every=3, gnugo_levels=[2])
     assert names(plan([], cfg)) == [("random", 10), ("gnugo-l2", 10)]
+    ladder = plan([], Evaluation(games_per_match=10, gnugo_every=5, random_every=3))  # the default: levels 1 and 10
+    assert names(ladder) == [("random", 10), ("gnugo-l1", 10), ("gnugo-l10", 10)]
+    assert [o.level for o in ladder] == [None, 1, 10]
+    assert names(plan([], Evaluation(gnugo_levels=[], random_every=0))) == []
 
 
 def test_later_generations_play_the_latest_evaluated_and_anchors_periodically():
     cfg = Evaluation(games_per_match=4, opponents=2, gnugo_every=3, random_every=2)
     assert names(plan([0], cfg)) == [("000000", 4)]  # k = 1
     assert names(plan([0, 4], cfg)) == [("000004", 4), ("000000", 4), ("random", 4)]  # k = 2
-    assert names(plan([0, 4, 9], cfg)) == [("000009", 4), ("000004", 4), ("gnugo-l1", 4)]  # k = 3
+    assert names(plan([0, 4, 9], cfg)) == [("000009", 4), ("000004", 4), ("gnugo-l1", 4), ("gnugo-l10", 4)]  # k = 3
     assert names(plan([0, 4, 9], cfg, gnugo=False)) == [("000009", 4), ("000004", 4)]  # no GNU Go installed
 
 

@@ -7,6 +7,8 @@ It must reach generation 2 with games stored and trained on, show the generation
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from procs import clean_environ, get_json, get_text, http_url, tiny_config, wait
 from prometheus_client.parser import text_string_to_metric_families
 
 WORKERS = 2
+CPU_LINE = re.compile(r"cpu self-play (\d+)% learner (\d+)% evaluator (\d+)% broker (\d+)% of (\d+)%")
 
 
 def launch(config: Path, out: Path) -> subprocess.Popen:
@@ -73,12 +76,17 @@ def test_make_run_trains_publishes_and_resumes(tmp_path):
         health = wait_for(lambda: get_json(status_url)["learner"].get("health"), 60, "training health in /status")
         assert health["games"] > 0 and 0 <= health["black_win_share"] <= 1 and health["mean_moves"] > 0
         wait_for(lambda: " health B " in out.read_text(), 30, "the training health in the progress line")
+        # where the CPU goes, by role: the workers are busy playing
+        split = wait_for(lambda: [int(m) for m in CPU_LINE.findall(out.read_text())[-1]], 30, "the CPU split")
+        assert split[0] > 0 and split[-1] == 100 * os.cpu_count(), split
         # the evaluator runs beside them: ratings reach /status and the progress line
         wait_for(lambda: (get_json(status_url).get("ratings") or {}).get("latest"), 120, "a rating in /status")
         wait_for(lambda: " elo " in out.read_text(), 30, "the Elo in the progress line")
     finally:
         stop(proc, out)
     assert "stopped" in out.read_text()
+    overall = re.search(r"CPU over the run: " + CPU_LINE.pattern, out.read_text())
+    assert overall and int(overall.group(1)) > 0, out.read_text()[-2000:]
     assert not (tmp_path / "run.pid").exists()
     try:  # the broker is down with the rest
         get_json(status_url, timeout=1)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -140,17 +140,17 @@ class Train(_Section):
     """Learning-rate decay factor at each milestone."""
     grad_clip: float | None = Field(None, gt=0)
     """Clip the global gradient norm (null: no clipping)."""
-
-
-class Learner(_Section):
-    data_dir: str = "data/learner"
-    """Checkpoints, TensorBoard logs and the learner's metrics log."""
     ownership_loss_weight: float = Field(1.5, ge=0)
     """Weight of the ownership loss (KataGo: 1.5 over the board's mean)."""
     score_loss_weight: float = Field(0.25, ge=0)
     """Weight of the score loss (Huber on score / N)."""
     opponent_policy_loss_weight: float = Field(0.15, ge=0)
     """Weight of the opponent-reply policy loss (KataGo: 0.15)."""
+
+
+class Learner(_Section):
+    data_dir: str = "data/learner"
+    """Checkpoints, TensorBoard logs and the learner's metrics log."""
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     """torch device for training: auto, cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
@@ -296,8 +296,8 @@ class Evaluation(_Section):
     """MCTS visits per move of our networks in evaluation games (no noise, most visited move)."""
     opponents: int = Field(1, ge=0, le=100)
     """Earlier evaluated generations each new generation plays (the most recent ones)."""
-    gnugo_level: int = Field(1, ge=0, le=10)
-    """GNU Go's level as an anchor opponent."""
+    gnugo_levels: list[Annotated[int, Field(ge=0, le=10)]] = [1, 10]
+    """GNU Go's levels as anchor opponents: one match against each (empty: none)."""
     gnugo_every: int = Field(5, ge=0)
     """Play GNU Go every this many evaluated generations (the first one always; 0: never)."""
     random_every: int = Field(5, ge=0)

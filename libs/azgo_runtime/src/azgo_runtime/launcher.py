@@ -8,11 +8,14 @@ it prints one progress line built from the broker's /status and /metrics:
     [00:04:10] games 412 played (1.10/s, 3,960/h) 400 stored  positions 36,120 stored (131/s)
                gen 000003 (1m02s ago)  step 150 loss 3.412  health B 52% resigned 8% 71 moves W-pass-first 48% @ 63
                workers active 2/2  sync 0.21s  net in 4.1 kB/s
+               cpu self-play 104% learner 18% evaluator 42% broker 3% of 200%
                WARNING: black won 97% of the last 1000 self-play games: one colour has taken over
 
 ``health`` is the learner's training health of its recent games (``azgo_core.health``): black's
 win share, the resigned share, the mean game length, and how often white passes first and at
-which move on average; a collapse adds a WARNING line.
+which move on average; a collapse adds a WARNING line. ``cpu`` is where the machine's time went
+over the interval, by role (``azgo_runtime.cpu``: each service's process tree, GNU Go under
+the evaluator included), in percent of one core; the log's last line gives it for the run.
 
 A child that dies is restarted (with back-off) and reported. Ctrl-C (or SIGTERM) stops the
 workers first (they put finished games in their outbox and deliver it), then the learner (it
@@ -38,6 +41,7 @@ from pathlib import Path
 
 from azgo_core.config import ConfigError, Settings, load_settings
 from azgo_runtime.client import Backoff
+from azgo_runtime.cpu import CpuMeter, split_text
 from azgo_runtime.keys import DEFAULT_CLIENTS, create_keys
 from azgo_runtime.report import count_text, share_text
 from azgo_runtime.service import StopFlag
@@ -130,8 +134,8 @@ def _metric_sum_count(text: str, name: str) -> tuple[float, float]:
 class Progress:
     """Turns successive /status snapshots into progress lines (rates over the last interval)."""
 
-    def __init__(self, url: str, workers: int):
-        self.url, self.workers = url, workers
+    def __init__(self, url: str, workers: int, cpu: CpuMeter | None = None):
+        self.url, self.workers, self.cpu = url, workers, cpu
         self.t0 = time.monotonic()
         self.prev: tuple[float, dict] | None = None
         self.gen_seen: tuple[int, float] | None = None  # (generation, when first seen)
@@ -186,6 +190,8 @@ class Progress:
         except OSError:
             pass
         parts.append(f"net in {net / 1000:,.1f} kB/s")
+        if self.cpu is not None:
+            parts.append("\n           " + split_text(self.cpu.sample()))
         warnings = [f"\n           WARNING: {w}" for w in learner.get("health_warnings") or []]
         return "  ".join(parts) + "".join(warnings)
 
@@ -218,6 +224,12 @@ class Launcher:
         self.url = f"http://{host}:{port}"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.pidfile = self.data / "run.pid"
+        self.cpu = CpuMeter(self.cpu_roots)
+
+    def cpu_roots(self) -> list[tuple[str, int]]:
+        """(role, pid) of every running child, for the CPU split."""
+        roles = {"broker": "broker", "learner": "learner", "evaluator": "evaluator"}
+        return [(roles.get(c.name, "self-play"), c.proc.pid) for c in self.children() if c.alive()]
 
     # --- lifecycle ------------------------------------------------------------------------
     def claim(self) -> None:
@@ -306,6 +318,8 @@ class Launcher:
 
     def shutdown(self) -> None:
         """Workers, then the learner, then the broker, each given time to stop cleanly."""
+        self.cpu.sample()
+        log.info("CPU over the run: %s", split_text(self.cpu.overall()))
         log.info("stopping: self-play workers, then the learner, then the broker")
         try:
             for child in self.workers:  # all at once: they flush their outboxes in parallel
@@ -334,7 +348,7 @@ class Launcher:
         try:
             if not self.start():
                 return 0 if self.stop.is_set() else 1
-            progress = Progress(self.url, len(self.workers))
+            progress = Progress(self.url, len(self.workers), self.cpu)
             end = None if duration is None else time.monotonic() + duration
             interval = self.settings.run.progress_interval
             while not self.stop.wait(interval):

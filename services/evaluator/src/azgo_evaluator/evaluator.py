@@ -156,20 +156,20 @@ class Evaluator:
         self.nets[generation] = net
         return True
 
-    def player(self, name: str, generation: int | None) -> MatchPlayer:
+    def player(self, name: str, generation: int | None, level: int | None = None) -> MatchPlayer:
         if generation is not None:
             return net_player(self.nets[generation], f"azgo-{P.generation_id(generation)}", self.cfg.visits,
                               self.cfg.device, seed=generation)
         if name == RANDOM:
             return RandomPlayer(seed=len(self.store.games()))
-        return GtpPlayer(gnugo_argv(self.gnugo, self.cfg.gnugo_level), name=name)
+        return GtpPlayer(gnugo_argv(self.gnugo, level), name=name)
 
     def match(self, subject: str, generation: int, opponent: Opponent) -> float | None:
         """Play one match and record every game; the subject's score, or None when it broke off."""
         match_id = f"{subject}-vs-{opponent.name}-{int(time.time() * 1000)}"
         try:
             a = self.player(subject, generation)
-            b = self.player(opponent.name, opponent.generation)
+            b = self.player(opponent.name, opponent.generation, opponent.level)
         except (GtpEngineError, OSError) as e:
             log.error("match %s not played: %s", match_id, e)
             return None

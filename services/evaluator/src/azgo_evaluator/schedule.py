@@ -7,8 +7,9 @@ the generation number) plays, in this order:
 
 1. with ``evaluation.gating``, the best generation so far, ``gate_games`` games (the gate);
 2. the ``opponents`` most recently evaluated generations, ``games_per_match`` games each;
-3. the random player when ``k % random_every == 0`` and GNU Go when ``k % gnugo_every == 0``
-   (so the first generation evaluated plays both, tying the scale to its anchors).
+3. the random player when ``k % random_every == 0`` and GNU Go at each of ``gnugo_levels``
+   when ``k % gnugo_every == 0`` (so the first generation evaluated plays them all, tying the
+   scale to its anchors).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class Opponent:
     """The opponent's generation; None for an anchor."""
     gate: bool = False
     """This match decides whether the new generation is accepted."""
+    level: int | None = None
+    """GNU Go's level when the opponent is GNU Go."""
 
 
 def plan(evaluated: list[int], cfg: Evaluation, *, best: int = -1, gnugo: bool = True) -> list[Opponent]:
@@ -48,7 +51,7 @@ def plan(evaluated: list[int], cfg: Evaluation, *, best: int = -1, gnugo: bool =
     if cfg.random_every and k % cfg.random_every == 0:
         out.append(Opponent(RANDOM, cfg.games_per_match))
     if gnugo and cfg.gnugo_every and k % cfg.gnugo_every == 0:
-        out.append(Opponent(gnugo_name(cfg.gnugo_level), cfg.games_per_match))
+        out.extend(Opponent(gnugo_name(level), cfg.games_per_match, level=level) for level in dict.fromkeys(cfg.gnugo_levels))
     return out
 
 
