@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,9 @@ def test_strength_trains_matches_rates_and_writes_the_page(tmp_path):
     assert "| player | Elo (random = 0) |" in page and "| random | +0 |" in page
     assert (out / "report" / "report.md").exists() and "![Losses](report/losses.png)" in page
     assert "training health of the last" in page
+    assert "(auxiliary heads on, global pooling on); search puct" in page
+    split = re.search(r"where the CPU went during training \(percent of one core\): self-play (\d+)% learner", page)
+    assert split and int(split.group(1)) > 0, page
     metrics = [json.loads(line) for line in (tmp_path / "cfg" / "learner" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["step"] > 0
 

@@ -130,6 +130,15 @@ def _name(spec: str) -> str:
     return spec
 
 
+def cpu_split(run_log: Path) -> str | None:
+    """The run's whole CPU split, from the launcher's last 'CPU over the run:' line."""
+    try:
+        lines = [ln for ln in run_log.read_text(errors="replace").splitlines() if "CPU over the run: " in ln]
+    except OSError:
+        return None
+    return lines[-1].partition("CPU over the run: ")[2].removeprefix("cpu ") if lines else None
+
+
 def strength_page(args, config: Path, settings, model: Path, results, loads: dict, out: Path, failed: list[str]) -> list[str]:
     learner = []
     metrics = out / settings.learner.data_dir / "metrics.jsonl"
@@ -143,10 +152,14 @@ def strength_page(args, config: Path, settings, model: Path, results, loads: dic
              f"- machine: {os.cpu_count()} cpus; load average (1, 5, 15 min) at the start {loads['start']}, after "
              f"training {loads['after training']}, at the end {loads['end']}",
              f"- board {settings.board.size}x{settings.board.size}, komi {settings.board.komi:g}; net "
-             f"{settings.model.blocks}x{settings.model.channels}; search {settings.search.visits}/"
-             f"{settings.search.cheap_visits} visits",
+             f"{settings.model.blocks}x{settings.model.channels} (auxiliary heads {'on' if settings.model.aux_heads else 'off'}, "
+             f"global pooling {'on' if settings.model.global_pooling else 'off'}); search {settings.search.algorithm} "
+             f"{settings.search.visits}/{settings.search.cheap_visits} visits",
              f"- last generation {model.stem}; learner step {last.get('step', 0):,}, samples trained "
              f"{last.get('samples_trained', 0):,}, positions seen {last.get('positions_seen', 0):,}"]
+    split = cpu_split(out / "run.log")
+    if split:
+        lines.append(f"- where the CPU went during training (percent of one core): {split}")
     if health:
         lines.append(f"- training health of the last {health.get('games', 0)} games: black wins "
                      f"{share_text(health.get('black_win_share'))}, resigned {share_text(health.get('resigned_share'))}, "
