@@ -110,8 +110,8 @@ def _prepare(tree, gum, g, root, target, max_considered):
 
 
 @njit(cache=True)
-def sigma_completed_q(tree, g, root, c_visit, c_scale, out):
-    """sigma(q̂(a)) of the root's completed Q values into ``out`` [count]; returns max_b N(b)."""
+def _root_stats(tree, g, root):
+    """(v_mix, max_b N(b), sum_b N(b)) of the expanded root: one pass over its children."""
     node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
     first = node_first[g, root]
     count = node_count[g, root]
@@ -132,28 +132,47 @@ def sigma_completed_q(tree, g, root, c_visit, c_scale, out):
     v = node_W[g, root] - sum_w  # the network's value: the root's first backup
     v = min(1.0, max(-1.0, v))
     v_mix = v if sum_n == 0 else (v + sum_n * visited_pq / visited_p) / (1.0 + sum_n)
+    return v_mix, max_n, sum_n
+
+
+@njit(cache=True)
+def _sigma(tree, g, e, v_mix, scale):
+    """sigma(q̂) of child edge ``e``: its Q, or v_mix unvisited, mapped from [-1, 1] to [0, 1]."""
+    edge_N, edge_W = tree[6], tree[7]
+    q = edge_W[g, e] / edge_N[g, e] if edge_N[g, e] > 0 else v_mix
+    return scale * (q + 1.0) * 0.5
+
+
+@njit(cache=True)
+def sigma_completed_q(tree, g, root, c_visit, c_scale, out):
+    """sigma(q̂(a)) of the root's completed Q values into ``out`` [count]; returns max_b N(b)."""
+    first = tree[0][g, root]
+    v_mix, max_n, _ = _root_stats(tree, g, root)
     scale = (c_visit + max_n) * c_scale
-    for i in range(count):
-        e = first + i
-        q = edge_W[g, e] / edge_N[g, e] if edge_N[g, e] > 0 else v_mix
-        out[i] = scale * (q + 1.0) * 0.5
+    for i in range(tree[1][g, root]):
+        out[i] = _sigma(tree, g, first + i, v_mix, scale)
     return max_n
 
 
 @njit(cache=True)
-def _best_with_visits(tree, gum, g, root, wanted, sigma):
-    """The child edge with N(a) == ``wanted`` maximising g(a) + log P(a) + sigma(a); -1 if none."""
+def _best_with_visits(tree, gum, g, root, wanted, c_visit, c_scale):
+    """The child edge with N(a) == ``wanted`` maximising g(a) + log P(a) + sigma(q̂(a)); -1 if
+    none. ``wanted`` < 0: the most visited children."""
     node_first, node_count = tree[0], tree[1]
     edge_P, edge_N = tree[5], tree[6]
     gumbel_g = gum[0]
     first = node_first[g, root]
+    v_mix, max_n, _ = _root_stats(tree, g, root)
+    if wanted < 0:
+        wanted = max_n
+    scale = (c_visit + max_n) * c_scale
     best = -1
     best_score = -np.inf
     for i in range(node_count[g, root]):
         e = first + i
         if edge_N[g, e] != wanted:
             continue
-        score = gumbel_g[g, i] + math.log(max(edge_P[g, e], _TINY)) + sigma[i]
+        score = gumbel_g[g, i] + math.log(max(edge_P[g, e], _TINY)) + _sigma(tree, g, e, v_mix, scale)
         if score > best_score:
             best_score = score
             best = e
@@ -163,20 +182,15 @@ def _best_with_visits(tree, gum, g, root, wanted, sigma):
 @njit(cache=True)
 def root_edge(tree, gum, g, root, target, max_considered, c_visit, c_scale):
     """The root child edge the next simulation of game ``g`` visits (Sequential Halving)."""
-    node_count, edge_N = tree[1], tree[6]
     schedule, state = gum[1], gum[2]
     if state[g, READY] == 0:
         _prepare(tree, gum, g, root, target, max_considered)
-    sigma = np.empty(node_count[g, root], np.float64)
-    max_n = sigma_completed_q(tree, g, root, c_visit, c_scale, sigma)
-    first = tree[0][g, root]
-    k = 0
-    for e in range(first, first + node_count[g, root]):
-        k += edge_N[g, e]
-    wanted = schedule[g, k] if k < state[g, LENGTH] else max_n
-    e = _best_with_visits(tree, gum, g, root, wanted, sigma)
+    k = tree[2][g, root] - 1  # this simulation's index: the root's child visits so far
+    e = -1
+    if k < state[g, LENGTH]:
+        e = _best_with_visits(tree, gum, g, root, schedule[g, k], c_visit, c_scale)
     if e < 0:  # the schedule cannot be followed (a search asked beyond its length): most visited
-        e = _best_with_visits(tree, gum, g, root, max_n, sigma)
+        e = _best_with_visits(tree, gum, g, root, -1, c_visit, c_scale)
     return e
 
 
@@ -184,12 +198,9 @@ def root_edge(tree, gum, g, root, target, max_considered, c_visit, c_scale):
 def chosen_edge(tree, gum, g, root, c_visit, c_scale):
     """The move of a finished search: among the most visited root children (the actions left
     by Sequential Halving), the largest g(a) + log P(a) + sigma(q̂(a)); -1 if unexpanded."""
-    count = tree[1][g, root]
-    if count <= 0:
+    if tree[1][g, root] <= 0:
         return -1
-    sigma = np.empty(count, np.float64)
-    max_n = sigma_completed_q(tree, g, root, c_visit, c_scale, sigma)
-    return _best_with_visits(tree, gum, g, root, max_n, sigma)
+    return _best_with_visits(tree, gum, g, root, -1, c_visit, c_scale)
 
 
 @njit(cache=True)
