@@ -85,7 +85,7 @@ class Search(_Section):
     c_puct: float = Field(1.25, gt=0)
     """PUCT exploration constant (AlphaZero's pb_c_init)."""
     noise_fraction: float = Field(0.25, ge=0, le=1)
-    """Dirichlet noise share at full-search roots."""
+    """Dirichlet noise share at full-search roots (puct only: gumbel draws Gumbel noise instead)."""
     resign_threshold: float = Field(-0.9, ge=-1, le=1)
     """Resign when the root value falls below this."""
     no_resign_share: float = Field(0.1, ge=0, le=1)
