@@ -10,7 +10,7 @@ import sys
 
 from procs import clean_environ, tiny_config
 
-from azgo_runtime.strength import match_games, pool_tables
+from azgo_runtime.strength import elo_per_cpu_hour, match_games, pool_tables
 
 GNUGO = os.environ.get("AZGO_GNUGO", "/usr/games/gnugo")
 
@@ -39,6 +39,7 @@ def test_strength_trains_matches_rates_and_writes_the_page(tmp_path):
     assert "(auxiliary heads on, global pooling on); search puct" in page
     split = re.search(r"where the CPU went during training \(percent of one core\): self-play (\d+)% learner", page)
     assert split and int(split.group(1)) > 0, page
+    assert re.search(r"- Elo per CPU-hour: [+-]\d+ ", page), page
     metrics = [json.loads(line) for line in (tmp_path / "cfg" / "learner" / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["step"] > 0
 
@@ -50,3 +51,14 @@ def test_pool_tables_from_results():
     assert "| a | b | 0.750 (1-1-0) |" in lines[3]
     assert lines[5].startswith("| player | Elo (random = 0)")
     assert any(line.startswith("| random | +0 |") for line in lines)
+
+
+def test_elo_per_cpu_hour_divides_the_pooled_elo_by_every_role_s_cpu_time():
+    results = [("azgo-1", "random", 1.0)] * 3 + [("azgo-1", "random", 0.0)]
+    split = "self-play 100% learner 50% evaluator 30% broker 20% of 200%"  # two cores busy: 2 CPU-hours an hour
+    from azgo_core.rating import fit_ratings
+
+    elo = fit_ratings(results, anchor="random").elo("azgo-1")
+    assert elo > 0 and elo_per_cpu_hour(results, "azgo-1", split, 60) == elo / 2.0
+    assert elo_per_cpu_hour(results, "azgo-1", split, 30) == elo
+    assert elo_per_cpu_hour(results, "azgo-2", split, 60) is None  # not in the pool

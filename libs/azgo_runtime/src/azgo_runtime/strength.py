@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -139,6 +141,20 @@ def cpu_split(run_log: Path) -> str | None:
     return lines[-1].partition("CPU over the run: ")[2].removeprefix("cpu ") if lines else None
 
 
+def elo_per_cpu_hour(results, me: str, split: str, minutes: float) -> float | None:
+    """The pooled Elo of ``me`` (random = 0) divided by the CPU-hours of the training run, from
+    the split's percents of one core (``cpu self-play 104% learner 18% ... of 200%``)."""
+    from azgo_core.rating import fit_ratings
+
+    percents = [float(x) for x in re.findall(r"(\d+(?:\.\d+)?)% ", split + " ")][:-1]  # the last is the machine's
+    cpu_hours = sum(percents) / 100 * minutes / 60
+    names = {n for a, b, _ in results for n in (a, b)}
+    if not cpu_hours or me not in names or "random" not in names:
+        return None
+    elo = fit_ratings(results, anchor="random").elo(me)
+    return elo / cpu_hours if math.isfinite(elo) else None
+
+
 def strength_page(args, config: Path, settings, model: Path, results, loads: dict, out: Path, failed: list[str]) -> list[str]:
     learner = []
     metrics = out / settings.learner.data_dir / "metrics.jsonl"
@@ -160,6 +176,10 @@ def strength_page(args, config: Path, settings, model: Path, results, loads: dic
     split = cpu_split(out / "run.log")
     if split:
         lines.append(f"- where the CPU went during training (percent of one core): {split}")
+        per_hour = elo_per_cpu_hour(results, f"azgo-{model.stem}", split, args.minutes)
+        if per_hour is not None:
+            lines.append(f"- Elo per CPU-hour: {per_hour:+.0f} (the last generation's Elo above the random player, "
+                         "over the CPU-hours all the services used in training)")
     if health:
         lines.append(f"- training health of the last {health.get('games', 0)} games: black wins "
                      f"{share_text(health.get('black_win_share'))}, resigned {share_text(health.get('resigned_share'))}, "
