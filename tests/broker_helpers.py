@@ -18,7 +18,7 @@ from procs import TINY
 from azgo_core import protocol as P
 from azgo_core.config import Settings, load_settings
 from azgo_core.model import AZNet, serialize_model
-from azgo_core.records import GameRecord, encode_batch
+from azgo_core.records import BLACK, WHITE, GameRecord, encode_batch
 from azgo_core.search import uniform_evaluator
 from azgo_core.selfplay import SelfPlayRunner
 
@@ -60,6 +60,8 @@ def batch(batch_id: str, worker_id: str, records: Sequence[GameRecord], compress
 
 
 def game(moves: Sequence[int], *, size: int = 5, komi: float = 7.5, worker_id: str = "w", generation: int = 0) -> GameRecord:
-    """A hand-made game record: one visited child per move (the move itself)."""
-    return GameRecord.from_visits(size, komi, list(moves), [([m], [1]) for m in moves],
+    """A hand-made game record: one visited child per move (the move itself), resigned by the side to move
+    after the last move (so a true record when its moves are legal and do not end the game)."""
+    winner = WHITE if len(moves) % 2 == 0 else BLACK  # black moves first: after an even count black resigns
+    return GameRecord.from_visits(size, komi, list(moves), [([m], [1]) for m in moves], winner=winner, resigned=True,
                                   model_generation=generation, worker_id=worker_id)

@@ -22,7 +22,8 @@ KEYS = ("batches_per_s", "games_per_s", "ack_p50_ms", "ack_p99_ms", "samples_ser
 
 def test_bench_broker_runs_and_reports(tmp_path):
     # the broker's batch check compiled here first (numba's disk cache): its warm-up second is no compile
-    assert scan_batch(encode_batch([GameRecord.from_visits(5, 7.5, [12], [([12], [1])])]), 5, 1, 1 << 20) is not None
+    one = GameRecord.from_visits(5, 7.5, [12], [([12], [1])], winner=1, resigned=True)  # white resigned
+    assert scan_batch(encode_batch([one]), 5, 1, 1 << 20) is not None
     out = tmp_path / "broker.json"
     args = ["--workers", "4", "--games", "8", "--board", "5", "--pool", "16", "--seconds", "3", "--capacity-seconds", "2",
             "--warmup", "1", "--rate", "20", "--generators", "1", "--cache", str(tmp_path), "--out", str(out)]

@@ -13,11 +13,13 @@ against each other, mutation by mutation).
 ``_scan`` (compiled) reads the msgpack of the batch in place: the top map ``{"v", "g"}``, each
 game's map of the 18 keys of ``records`` (any order, each once, with the types msgpack would
 decode for them, within ``decode_batch``'s limits), then ``GameRecord``'s checks on the
-scalars and on the raw little-endian arrays, then replays the moves. A move is played first
-and judged after: occupied before it; suicide if its group has no liberty once the captures
-are off the board; superko if the new position's hash was seen before. That is the verdict of
-``board.check_move`` then ``play_move``, with less work. Only the strings go back to Python,
-to be decoded as UTF-8 as msgpack would.
+scalars and on the raw little-endian arrays, then replays the moves and checks what the game
+claims as ``verify.check_record`` does (each search's children legal there, listed once, the
+totals, the played move visited, the result against the final position). A move is played
+first and judged after: occupied before it; suicide if its group has no liberty once the
+captures are off the board; superko if the new position's hash was seen before. That is the
+verdict of ``board.check_move`` then ``play_move``, with less work. Only the strings go back
+to Python, to be decoded as UTF-8 as msgpack would. The kernels release the GIL.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from numba import njit
 from . import board as B
 from .coords import MAX_SIZE, MIN_SIZE
 from .position import zobrist
-from .records import _GAME_KEYS, FORMAT_VERSION, LZ4_MAGIC, MAX_STR_LEN
+from .records import _GAME_KEYS, FORMAT_VERSION, LZ4_MAGIC, MAX_STR_LEN, MAX_VISITS
+from .records import RULES as RULE_NAMES
 
 OK = 0
 # indices of the keys in _KEYS; the first nine are also the (offset, length) column pairs of ``_scan``'s spans
@@ -42,6 +45,8 @@ _KEYS = ("m", "o", "vm", "vc", "f", "q", "wid", "r", "cv", "t", "K", "n", "k", "
 assert frozenset(_KEYS) == _GAME_KEYS, "batchcheck reads every key of the records wire format"
 _KEY_BYTES = np.frombuffer(b"".join(k.encode() for k in _KEYS), dtype=np.uint8)
 _KEY_STARTS = np.cumsum([0] + [len(k) for k in _KEYS]).astype(np.int64)
+assert len(RULE_NAMES) == 1, "the compiled check knows one rules string"
+_RULESBYTES = np.frombuffer(RULE_NAMES[0].encode(), dtype=np.uint8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +81,7 @@ def scan_batch(data: bytes, board_size: int, max_games: int, max_bytes: int) -> 
             return None
         buf = np.frombuffer(raw, dtype=np.uint8)
         status, t, komi, generation, spans, uniform = _scan(buf, board_size, max_games, max_bytes, zobrist(board_size),
-                                                            _KEY_BYTES, _KEY_STARTS)
+                                                            _KEY_BYTES, _KEY_STARTS, _RULESBYTES)
         if status != OK:
             return None
         worker = _strings(raw, spans, uniform)
@@ -87,10 +92,11 @@ def scan_batch(data: bytes, board_size: int, max_games: int, max_bytes: int) -> 
 
 def warm_up() -> float:
     """Compile the kernels (or load them from numba's disk cache); returns the seconds it took."""
-    from .records import GameRecord, encode_batch
+    from .records import BLACK, GameRecord, encode_batch
 
     start = time.monotonic()
-    record = GameRecord.from_visits(MIN_SIZE, 7.5, [0, 1, MIN_SIZE * MIN_SIZE], [([0], [1])] * 3)
+    moves = [0, 1, MIN_SIZE * MIN_SIZE]  # then white, to move, resigned
+    record = GameRecord.from_visits(MIN_SIZE, 7.5, moves, [([m], [1]) for m in moves], winner=BLACK, resigned=True)
     if scan_batch(encode_batch([record]), MIN_SIZE, 1, 1 << 20) is None:
         raise RuntimeError("the fast batch check refuses a valid batch")
     return time.monotonic() - start
@@ -136,7 +142,7 @@ def _strings(raw: bytes, spans: np.ndarray, uniform: bool) -> list[str] | None:
 
 
 # --- compiled ------------------------------------------------------------------------------
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _be(buf, pos, n):
     """Big-endian unsigned integer of ``n`` bytes at ``pos``."""
     v = np.uint64(0)
@@ -145,7 +151,7 @@ def _be(buf, pos, n):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _int(buf, pos):
     """An msgpack int at ``pos``: (kind, value, next pos); kind 0 not an int, 1 int64 value, 2 at least 2**63."""
     end = buf.shape[0]
@@ -172,7 +178,7 @@ def _int(buf, pos):
     return 0, np.int64(0), pos
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _number(buf, pos, scratch32, scratch64):
     """An msgpack int or float at ``pos`` as a float: (ok, value, next pos)."""
     b = buf[pos]
@@ -192,7 +198,7 @@ def _number(buf, pos, scratch32, scratch64):
     return True, (np.float64(v) if kind == 1 else 1.8446744073709552e19), nxt
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _container(buf, pos, fix, b16, b32):
     """Length of an msgpack map (fix=0x80, 0xDE, 0xDF) or array (0x90, 0xDC, 0xDD) header: (length or -1, next pos)."""
     b = buf[pos]
@@ -205,7 +211,7 @@ def _container(buf, pos, fix, b16, b32):
     return np.int64(-1), pos
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _span(buf, pos, is_str, max_len):
     """An msgpack str (``is_str``) or bin at ``pos``: (start, length or -1, next pos)."""
     b = buf[pos]
@@ -231,7 +237,7 @@ def _span(buf, pos, is_str, max_len):
     return start, np.int64(n), start + n
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _key(buf, start, length, key_bytes, key_starts):
     """Index of the key spelt by ``buf[start:start+length]`` in ``_KEYS``, or -1."""
     for k in range(key_starts.shape[0] - 1):
@@ -248,7 +254,7 @@ def _key(buf, start, length, key_bytes, key_starts):
 
 
 @njit(cache=True, nogil=True)
-def _scan(buf, N, max_games, max_bytes, zob, key_bytes, key_starts):
+def _scan(buf, N, max_games, max_bytes, zob, key_bytes, key_starts, rules_bytes):
     """(status, t [G], komi [G], generation [G], spans int64 [G, 18], uniform strings); status OK or 1."""
     empty_i = np.zeros(0, dtype=np.int64)
     fail = (1, empty_i, np.zeros(0, dtype=np.float64), empty_i, np.zeros((0, 18), dtype=np.int64), False)
@@ -278,6 +284,9 @@ def _scan(buf, N, max_games, max_bytes, zob, key_bytes, key_starts):
     komi = np.zeros(games, dtype=np.float64)
     generation = np.zeros(games, dtype=np.int64)
     spans = np.zeros((games, 18), dtype=np.int64)
+    scores = np.zeros(games, dtype=np.float64)
+    winners = np.zeros(games, dtype=np.int64)
+    resigns = np.zeros(games, dtype=np.bool_)
     nkeys = key_starts.shape[0] - 1
     for g in range(games):
         if pos >= end:
@@ -346,6 +355,14 @@ def _scan(buf, N, max_games, max_bytes, zob, key_bytes, key_starts):
             return fail
         if not np.isnan(score) and winner != (B.BLACK if score > 0 else (B.WHITE if score < 0 else 0)):
             return fail
+        if abs(score) > area + abs(komi[g]):  # nan compares false
+            return fail
+        if sp[2 * RULES + 1] != rules_bytes.shape[0]:
+            return fail
+        for i in range(rules_bytes.shape[0]):
+            if buf[sp[2 * RULES] + i] != rules_bytes[i]:
+                return fail
+        scores[g], winners[g], resigns[g] = score, winner, resigned
         if not _arrays_ok(buf, sp, T, k_count, area):
             return fail
     if pos != end:  # trailing bytes: msgpack's ExtraData
@@ -362,12 +379,12 @@ def _scan(buf, N, max_games, max_bytes, zob, key_bytes, key_starts):
                         uniform = False
                         break
     for g in range(games):
-        if not _replay(buf, spans[g, 2 * MOVES], t[g], N, zob):
+        if not _replay(buf, spans[g], t[g], N, zob, komi[g], scores[g], winners[g], resigns[g]):
             return fail
     return OK, t, komi, generation, spans, uniform
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, nogil=True, inline="always")
 def _le(buf, pos, n):
     """Little-endian unsigned integer of ``n`` bytes at ``pos``."""
     v = np.int64(0)
@@ -376,7 +393,7 @@ def _le(buf, pos, n):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _arrays_ok(buf, sp, T, K, area):
     """GameRecord's checks of one game's arrays, read in place (little-endian, any alignment)."""
     m, o, vm, vc = sp[2 * MOVES], sp[2 * OFFSETS], sp[2 * VMOVES], sp[2 * VCOUNTS]
@@ -395,21 +412,24 @@ def _arrays_ok(buf, sp, T, K, area):
         if _le(buf, o + 4 * i + 4, 4) < _le(buf, o + 4 * i, 4):
             return False
     for i in range(K):
-        if _le(buf, vm + 2 * i, 2) > area or buf[vc + 4 * i + 3] >= 0x80:  # a child on the board, a count >= 0
+        if _le(buf, vm + 2 * i, 2) > area or _le(buf, vc + 4 * i, 4) > MAX_VISITS:  # on the board, 0..MAX_VISITS
             return False
     return True
 
 
-@njit(cache=True)
-def _replay(buf, m, T, N, zob):
-    """True if the game of ``T`` moves (int16 LE at ``buf[m:]``) is legal throughout."""
+@njit(cache=True, nogil=True)
+def _replay(buf, sp, T, N, zob, komi, score, winner, resigned):
+    """True if the game of ``T`` moves (spans ``sp`` into ``buf``) is legal throughout and its searches and
+    result tell the truth (``verify.check_record``)."""
     W = N + 1
     P = (N + 2) * W
+    m, o, vm, vc, f = sp[2 * MOVES], sp[2 * OFFSETS], sp[2 * VMOVES], sp[2 * VCOUNTS], sp[2 * FULL]
     cap = 2 * N * N  # Position's default move cap
     s = np.empty(7 * P + B.NUM_SCALARS, dtype=np.int32)
     history = np.empty(cap + 2, dtype=np.uint64)
     bloom = np.zeros(B.BLOOM_WORDS, dtype=np.uint64)
     no_path = np.zeros(1, dtype=np.uint64)
+    listed = np.full(N * N + 1, -1, dtype=np.int64)  # the move at which each child was last listed
     B.init_board(s, N)
     h = B.get_hash(s, P)
     history[0] = h
@@ -419,6 +439,26 @@ def _replay(buf, m, T, N, zob):
         if s[7 * P + B.PASSES] >= 2 or i >= cap:
             return False  # the game was over
         move = _le(buf, m + 2 * i, 2)
+        # the search before the move: legal children, each once, a bounded total, the played move visited
+        colour = s[7 * P + B.TO_PLAY]
+        total = 0
+        played = False
+        lo, hi = _le(buf, o + 4 * i, 4), _le(buf, o + 4 * i + 4, 4)
+        for j in range(lo, hi):
+            child = _le(buf, vm + 2 * j, 2)
+            count = _le(buf, vc + 4 * j, 4)
+            if listed[child] == i:
+                return False  # listed twice
+            listed[child] = i
+            total += count
+            if child == move and count > 0:
+                played = True
+            if child != N * N:
+                q = (child // N + 1) * W + child % N + 1
+                if B.check_move(s, N, q, colour, zob, history, n_history, bloom, no_path, 0) != B.LEGAL:
+                    return False  # visits on an illegal move
+        if total > MAX_VISITS or (hi > lo and not played) or (buf[f + i] == 1 and total == 0):
+            return False
         if move == N * N:
             B.play_move(s, N, -1, zob)
             continue
@@ -434,4 +474,9 @@ def _replay(buf, m, T, N, zob):
         history[n_history] = h
         n_history += 1
         B.bloom_add(bloom, h)
-    return True
+    over = s[7 * P + B.PASSES] >= 2 or T >= cap
+    if resigned:  # the side to move resigned: not after the end, and the other side won
+        return not over and winner == 3 - s[7 * P + B.TO_PLAY]
+    if not over or np.isnan(score):
+        return False  # no result, or an ended game without its count
+    return score == np.float64(B.area_score(s, N)) - komi

@@ -17,17 +17,17 @@ key    field               msgpack type                 meaning
 =====  ==================  ===========================  ====================================
 n      board_size          int                          N, 5..19
 k      komi                float
-r      rules               str                          'tromp-taylor'
+r      rules               str                          'tromp-taylor' (``RULES``: nothing else)
 t      (T)                 int                          number of moves
 K      (K)                 int                          number of sparse visit entries
 m      moves               bin, ``<i2`` x T             flat moves, pass = N*N
 o      visit_offsets       bin, ``<i4`` x (T+1)         CSR offsets into the two arrays below
 vm     visit_moves         bin, ``<i2`` x K             children visited at each root
-vc     visit_counts        bin, ``<i4`` x K             their visit counts N(s, a)
+vc     visit_counts        bin, ``<i4`` x K             their visit counts N(s, a), 0..2**20
 f      full_search         bin, ``u1`` x T (0/1)        playout cap: 1 = a policy target
 q      root_values         bin, ``<f4`` x T             root value, side to move's view
 w      winner              int                          BLACK=1, WHITE=2, 0 draw/unfinished
-s      score               float                        black - white - komi; nan: no count
+s      score               float                        black - white - komi (|s| <= N*N + |komi|); nan: no count
 x      resigned            bool
 gen    model_generation    int
 wid    worker_id           str
@@ -63,6 +63,8 @@ DEFAULT_MAX_GAMES = 10_000
 COMPRESSION_LEVEL = 9
 MAX_STR_LEN = 1024  # worker ids, code versions, rules
 INT32_MAX = 2**31 - 1
+MAX_VISITS = 2**20  # a visit count, and the total of one move's counts (a search, or Gumbel's policy weights)
+RULES = ("tromp-taylor",)  # the rules this project implements: area scoring, positional superko
 
 # field -> (wire key, little-endian dtype, length in terms of T and K)
 _ARRAYS = {
@@ -179,11 +181,13 @@ class GameRecord:
         for name in ("rules", "worker_id", "code_version"):
             if len(getattr(self, name)) > MAX_STR_LEN:
                 raise RecordError(f"field {name!r}: longer than {MAX_STR_LEN} characters")
+        if self.rules not in RULES:
+            raise RecordError(f"field 'rules': {self.rules[:40]!r} is not implemented (only {', '.join(RULES)})")
 
         self.moves = _array("moves", self.moves, "int16", 0, pass_move)
         self.visit_offsets = _array("visit_offsets", self.visit_offsets, "int32", 0, INT32_MAX)
         self.visit_moves = _array("visit_moves", self.visit_moves, "int16", 0, pass_move)
-        self.visit_counts = _array("visit_counts", self.visit_counts, "int32", 0, INT32_MAX)
+        self.visit_counts = _array("visit_counts", self.visit_counts, "int32", 0, MAX_VISITS)
         self.full_search = _array("full_search", self.full_search, "bool")
         self.root_values = _array("root_values", self.root_values, "float32")
         t, k = len(self.moves), len(self.visit_moves)
@@ -200,6 +204,9 @@ class GameRecord:
             raise RecordError(f"field 'winner': {self.winner} is not 0, BLACK=1 or WHITE=2")
         if math.isinf(self.score):
             raise RecordError("field 'score': infinite")
+        if abs(self.score) > n * n + abs(self.komi):  # nan compares false: allowed
+            raise RecordError(f"field 'score': {self.score:g} is beyond any score on a {n}x{n} board with komi "
+                              f"{format_points(self.komi)}")
         if self.resigned and (self.winner == 0 or not math.isnan(self.score)):
             raise RecordError("field 'resigned': a resigned game needs a winner and a nan score")
         if math.isfinite(self.score):

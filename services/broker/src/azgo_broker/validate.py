@@ -8,7 +8,11 @@ for the reply and a reason naming the game and move at fault):
 - every game is on this run's board size and komi, was played by the submitting worker;
 - every game's model generation was published by this broker (else ``WRONG_GENERATION``),
   and the header's ``generations`` are exactly the generations found in the games;
-- every move is legal: each game is replayed with ``Position`` (Tromp-Taylor, positional superko).
+- every game tells the truth (``azgo_core.verify.check_record``): replayed with ``Position``
+  (Tromp-Taylor, positional superko), every move is legal, every search's visits are on moves
+  legal there, each child once, within 2**20 in all, the played move visited, and the result is
+  the one the final position gives (the counted score of an ended game, or a resignation by
+  the side to move of an unfinished one); ``rules`` is 'tromp-taylor'.
 
 ``check_batch`` is what the broker calls: the same decision, fast. A batch that passes the
 columnar check of ``azgo_core.batchcheck`` (one compiled replay for all its games) and the
@@ -26,9 +30,9 @@ from collections.abc import Container
 from dataclasses import dataclass
 
 from azgo_core.batchcheck import BatchScan, scan_batch, warm_up
-from azgo_core.position import IllegalMove, Position
 from azgo_core.protocol import ErrorCode, SubmitBatch
 from azgo_core.records import GameRecord, RecordError, decode_batch
+from azgo_core.verify import check_record
 
 log = logging.getLogger("azgo.broker.validate")
 
@@ -67,7 +71,7 @@ def validate_batch(msg: SubmitBatch, blob: bytes, rules: BatchRules, published: 
         raise BatchRejected(ErrorCode.BAD_BATCH, f"header says generations {sorted(set(msg.generations))}, "
                                                  f"the games were played with {found}")
     for i, record in enumerate(records):
-        _check_moves(i, record)
+        _check_truth(i, record)
     return records
 
 
@@ -134,11 +138,10 @@ def _check_game(i: int, record: GameRecord, msg: SubmitBatch, rules: BatchRules,
                             f"game {i}: played with generation {record.model_generation}, which was never published")
 
 
-def _check_moves(i: int, record: GameRecord) -> None:
-    """Replay the game; every move must be legal."""
-    position = Position(record.board_size, record.komi)
-    for t, move in enumerate(record.moves.tolist()):
-        try:
-            position.play(move)
-        except IllegalMove as e:
-            raise BatchRejected(ErrorCode.BAD_BATCH, f"game {i}, move {t + 1}: {e}") from None
+def _check_truth(i: int, record: GameRecord) -> None:
+    """Replay the game: its moves, its searches' visits and its result must be true."""
+    try:
+        check_record(record)
+    except RecordError as e:
+        text = str(e)
+        raise BatchRejected(ErrorCode.BAD_BATCH, f"game {i}{', ' if text.startswith('move ') else ': '}{text}") from None
