@@ -424,3 +424,41 @@ def test_long_strings_are_refused_by_the_unpacker():
     batch["g"][0]["wid"] = "w" * 5000
     with pytest.raises(RecordError, match="max_str_len"):
         decode_batch(msgpack.packb(batch))
+
+
+def amplification_bombs() -> dict[str, bytes]:
+    """Blobs small on the wire that describe millions of tiny objects, or nest deep (issue 13)."""
+    empties = b"\xdc\x27\x10" + b"\x80" * 10_000  # a list of 10,000 empty maps
+    lists = b"\xdd" + (6000).to_bytes(4, "big") + empties * 6000  # 6,000 of them: 60 MB of 60 million objects
+    game = msgpack.unpackb(encode_batch([GameRecord.from_visits(5, 0.5, [], [])], compress=False), raw=False)["g"][0]
+    game.pop("w")
+    in_field = b"\x82\xa1v\x01\xa1g\x91" + msgpack.packb(game)[:1] + msgpack.packb(game)[1:] + b"\xa1w" + lists
+    in_field = in_field.replace(b"\x82\xa1v\x01\xa1g\x91\xde\x00\x11", b"\x82\xa1v\x01\xa1g\x91\xde\x00\x12", 1)
+    deep = b"\x82\xa1v\x01\xa1g\x91\x81\xa1w" + b"\x91" * 1000 + b"\x00"
+    return {
+        "games as lists": lz4.frame.compress(b"\x82\xa1v\x01\xa1g" + lists, store_size=False),
+        "games as lists, size declared": lz4.frame.compress(b"\x82\xa1v\x01\xa1g" + lists),
+        "a field of lists": lz4.frame.compress(in_field, store_size=False),
+        "nested 1000 deep": deep,
+        "10,000 empty games": lz4.frame.compress(b"\x82\xa1v\x01\xa1g" + empties),
+    }
+
+
+@pytest.mark.parametrize("name", list(amplification_bombs()))
+def test_amplification_bombs_cost_a_small_multiple_of_their_size(name):
+    import time
+    import tracemalloc
+
+    blob = amplification_bombs()[name]
+    assert len(blob) < 300_000
+    tracemalloc.start()
+    start = time.process_time()
+    with pytest.raises(RecordError) as e:
+        decode_batch(blob)
+    seconds = time.process_time() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert "RecursionError" not in str(e.value)
+    assert peak < 64 * len(blob) + (4 << 20), (peak, str(e.value))  # the ratio cap, and a few MiB
+    assert seconds < 1.0, (seconds, str(e.value))
+    print(f"{name}: {len(blob)} bytes refused in {seconds * 1000:.0f} ms, peak {peak >> 10} KiB: {e.value}")

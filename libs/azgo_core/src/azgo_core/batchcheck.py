@@ -34,7 +34,7 @@ from numba import njit
 from . import board as B
 from .coords import MAX_SIZE, MIN_SIZE
 from .position import zobrist
-from .records import _GAME_KEYS, FORMAT_VERSION, LZ4_MAGIC, MAX_STR_LEN, MAX_VISITS
+from .records import _GAME_KEYS, FORMAT_VERSION, LZ4_MAGIC, MAX_STR_LEN, MAX_VISITS, decompressed_limit
 from .records import RULES as RULE_NAMES
 
 OK = 0
@@ -112,14 +112,16 @@ def _payload(data, max_bytes: int) -> bytes | None:
     if data[:4] != LZ4_MAGIC:
         return data if data and (0x80 <= data[0] <= 0x8F or data[0] in (0xDE, 0xDF)) else None
     # ``records._decompress``, with the output sized by the frame's declared content size
-    # (``encode_batch`` stores it) rather than by the limit: allocating 64 MiB would cost more
-    # than the decompression. A frame whose declared size is a lie stops short and is refused.
+    # (``encode_batch`` stores it; a frame without one goes to the slow path) rather than by the
+    # limit: allocating 64 MiB would cost more than the decompression. A frame whose declared
+    # size is a lie stops short and is refused.
+    limit = decompressed_limit(len(data), max_bytes)
     declared = lz4.frame.get_frame_info(data)["content_size"]  # 0: not stored
-    if declared > max_bytes:
+    if declared > limit or not declared:  # not declared: the slow path decompresses it step by step
         return None
     decompressor = lz4.frame.LZ4FrameDecompressor()
-    out = decompressor.decompress(data, max_length=(declared or max_bytes) + 1)
-    if len(out) > max_bytes or not decompressor.eof or decompressor.unused_data:
+    out = decompressor.decompress(data, max_length=declared + 1)
+    if len(out) > limit or not decompressor.eof or decompressor.unused_data:
         return None
     return out
 

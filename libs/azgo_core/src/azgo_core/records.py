@@ -35,9 +35,19 @@ seed   seed                int                          0 .. 2**64-1
 cv     code_version        str
 =====  ==================  ===========================  ====================================
 
-No pickle anywhere: decoding only ever builds ints, floats, strings and numpy arrays, and is
-bounded (decompressed size, game count, string lengths) so a hostile batch cannot exhaust
-memory. Every failure is a ``RecordError`` naming the game, the field and what is wrong.
+No pickle anywhere: decoding only ever builds ints, floats, strings and numpy arrays. Every
+failure is a ``RecordError`` naming the game, the field and what is wrong. Decoding is bounded
+*while* it runs, so a hostile batch costs a small multiple of its size in memory and time:
+
+- the blob is at most ``max_bytes`` (64 MiB); an lz4 frame decompresses in steps to at most
+  ``MAX_RATIO`` (64) times its size plus 64 KiB, and never above ``max_bytes``: a frame that
+  declares more is refused from its header, one that expands past it is refused at that step
+  (self-play batches compress about 3x);
+- the msgpack is read by its schema (``_Reader``), not unpacked whole: containers only where
+  the format has them (the top map of 2 keys, the list of at most ``max_games`` games, each
+  game's map of at most ``MAX_GAME_KEYS`` entries), so nesting is at most three deep and at
+  most 4 + max_games * (1 + 2 * MAX_GAME_KEYS) objects are built; any other value is one
+  scalar (a list or map there is refused before it is built), strings at most ``MAX_STR_LEN``.
 """
 
 from __future__ import annotations
@@ -59,6 +69,10 @@ DEFAULT_RULES = "tromp-taylor"
 
 DEFAULT_MAX_BYTES = 64 << 20  # decompressed batch size limit
 DEFAULT_MAX_GAMES = 10_000
+MAX_GAME_KEYS = 24  # entries of one game's map read at most (18 are known; a few more are read to be named)
+MAX_RATIO = 64  # an lz4 frame may decompress to at most this many times its size (+ RATIO_SLACK)...
+RATIO_SLACK = 64 << 10  # ...self-play batches compress 2-5x
+DECOMPRESS_STEP = 1 << 20  # a frame that does not declare its size is decompressed this much at a time
 # lz4 HC level 9: ~30% smaller than the fast default on visit counts, decodes just as fast
 COMPRESSION_LEVEL = 9
 MAX_STR_LEN = 1024  # worker ids, code versions, rules
@@ -89,6 +103,10 @@ _SCALARS = {
     "code_version": ("cv", (str,)),
 }
 _COUNT_KEYS = ("t", "K")
+# wire key -> (field name, what it must be), for messages
+_FIELD_OF = ({key: (name, "bin") for name, (key, *_) in _ARRAYS.items()}
+             | {key: (name, types[0].__name__) for name, (key, types) in _SCALARS.items()}
+             | {key: (f"count {key}", "int") for key in _COUNT_KEYS})
 _GAME_KEYS = frozenset(_COUNT_KEYS) | {k for k, *_ in _ARRAYS.values()} | {k for k, _ in _SCALARS.values()}
 
 
@@ -343,26 +361,110 @@ def encode_batch(records: Iterable[GameRecord], compress: bool = True) -> bytes:
     )
 
 
+def decompressed_limit(compressed: int, max_bytes: int) -> int:
+    """The most bytes an lz4 frame of ``compressed`` bytes may decompress to: ``MAX_RATIO`` times its size
+    (and ``RATIO_SLACK``), never above ``max_bytes``."""
+    return min(max_bytes, MAX_RATIO * compressed + RATIO_SLACK)
+
+
 def _decompress(data: bytes, max_bytes: int) -> bytes:
-    """Decompress one lz4 frame, never producing more than ``max_bytes``."""
+    """Decompress one lz4 frame in steps, never holding more than ``decompressed_limit`` (+ one step)."""
+    limit = decompressed_limit(len(data), max_bytes)
     try:
         declared = lz4.frame.get_frame_info(data)["content_size"]  # 0: not stored
     except (RuntimeError, ValueError) as e:
         raise RecordError(f"corrupt lz4 frame header: {e}") from None
-    if declared > max_bytes:
-        raise RecordError(f"lz4 frame declares {declared} bytes, above the limit of {max_bytes}")
+    if declared > limit:
+        raise RecordError(f"lz4 frame declares {declared} bytes, above the limit of {limit}")
     decompressor = lz4.frame.LZ4FrameDecompressor()
+    parts, total, step = [], 0, (declared + 1 if declared else DECOMPRESS_STEP)
     try:
-        out = decompressor.decompress(data, max_length=max_bytes + 1)
+        while True:
+            out = decompressor.decompress(data if not parts else b"", max_length=min(step, limit + 1 - total))
+            parts.append(out)
+            total += len(out)
+            if total > limit:
+                raise RecordError(f"lz4 frame decompresses to more than the limit of {limit} bytes")
+            if decompressor.eof or decompressor.needs_input:
+                break
+            step = DECOMPRESS_STEP
     except RuntimeError as e:
         raise RecordError(f"corrupt lz4 frame: {e}") from None
-    if len(out) > max_bytes:
-        raise RecordError(f"lz4 frame decompresses to more than the limit of {max_bytes} bytes")
     if not decompressor.eof:
         raise RecordError("truncated lz4 frame (no end mark)")
     if decompressor.unused_data:
         raise RecordError(f"{len(decompressor.unused_data)} trailing bytes after the lz4 frame")
-    return out
+    return b"".join(parts) if len(parts) > 1 else parts[0]
+
+
+_CONTAINERS = frozenset(range(0x80, 0xA0)) | {0xDC, 0xDD, 0xDE, 0xDF}  # msgpack map and array headers
+_MAPS = frozenset(range(0x80, 0x90)) | {0xDE, 0xDF}
+_ARRAYS_HDR = frozenset(range(0x90, 0xA0)) | {0xDC, 0xDD}
+
+
+class _Reader:
+    """The batch's msgpack read by its schema: containers only where the schema has them (the top map, the
+    list of games, each game's map), every other value a scalar unpacked within the limits. Nothing is
+    nested deeper than three levels and no object is built that the schema does not hold."""
+
+    def __init__(self, data: bytes, max_games: int, max_bytes: int):
+        self.data = data
+        self.unpacker = msgpack.Unpacker(None, raw=False, strict_map_key=True, max_buffer_size=max(len(data), 1),
+                                         max_bin_len=max_bytes, max_str_len=MAX_STR_LEN, max_array_len=max_games,
+                                         max_map_len=MAX_GAME_KEYS, max_ext_len=0)
+        self.unpacker.feed(data)
+
+    def _peek(self) -> int:
+        at = self.unpacker.tell()
+        if at >= len(self.data):
+            raise RecordError("batch: not valid msgpack within limits: incomplete input (truncated)")
+        return self.data[at]
+
+    def map(self, where: str, limit: int) -> int:
+        if self._peek() not in _MAPS:
+            raise RecordError(f"{where}: expected a map, got {self._kind()}")
+        n = self._header(self.unpacker.read_map_header)
+        if n > limit:
+            raise RecordError(f"{where}: a map of {n} entries, above the limit of {limit}")
+        return n
+
+    def array(self, where: str, limit: int) -> int:
+        if self._peek() not in _ARRAYS_HDR:
+            raise RecordError(f"{where}: expected a list, got {self._kind()}")
+        n = self._header(self.unpacker.read_array_header)
+        if n > limit:
+            raise RecordError(f"{where}: a list of {n} entries, above the limit of max_array_len={limit}")
+        return n
+
+    def scalar(self, where: str, expected: str = "a single value"):
+        """One value that is not a map or a list (a nested container here is refused, not built)."""
+        if self._peek() in _CONTAINERS:
+            raise RecordError(f"{where}: expected {expected}, got {self._kind()}")
+        return self._header(self.unpacker.unpack)
+
+    def key(self, where: str) -> str:
+        key = self.scalar(f"{where}: a key")
+        if type(key) is not str:
+            raise RecordError(f"batch: not valid msgpack within limits: {where}: map key {str(key)[:40]!r} is not a str")
+        return key
+
+    def end(self) -> None:
+        if self.unpacker.tell() != len(self.data):
+            raise RecordError(f"batch: not valid msgpack within limits: ExtraData: "
+                              f"{len(self.data) - self.unpacker.tell()} trailing bytes")
+
+    def _kind(self) -> str:
+        b = self._peek()
+        return "dict" if b in _MAPS else "list" if b in _ARRAYS_HDR else "a single value"
+
+    @staticmethod
+    def _header(read):
+        try:
+            return read()
+        except msgpack.OutOfData:
+            raise RecordError("batch: not valid msgpack within limits: incomplete input (truncated)") from None
+        except (ValueError, msgpack.UnpackException) as e:  # FormatError, limits, truncation (OutOfData)
+            raise RecordError(f"batch: not valid msgpack within limits: {type(e).__name__}: {e}") from None
 
 
 def _game_from_wire(game: object) -> GameRecord:
@@ -404,26 +506,36 @@ def decode_batch(
         data = _decompress(data, max_bytes)
     elif not data or not (0x80 <= data[0] <= 0x8F or data[0] in (0xDE, 0xDF)):
         raise RecordError("batch: neither an lz4 frame nor a msgpack map")
-    try:
-        batch = msgpack.unpackb(
-            data,
-            raw=False,
-            strict_map_key=True,
-            use_list=True,
-            max_bin_len=max_bytes,
-            max_str_len=MAX_STR_LEN,
-            max_array_len=max_games,
-            max_map_len=64,
-            max_ext_len=0,
-        )
-    except (ValueError, msgpack.UnpackException) as e:  # FormatError, ExtraData, limits, truncation
-        raise RecordError(f"batch: not valid msgpack within limits: {type(e).__name__}: {e}") from None
-    if not isinstance(batch, dict) or set(batch) != {"v", "g"}:
+    reader = _Reader(data, max_games, max_bytes)
+    top = {}
+    for _ in range(reader.map("batch", 2)):
+        key = reader.key("batch")
+        if key in top or key not in ("v", "g"):
+            raise RecordError("batch: expected a map with keys 'v' (version) and 'g' (games)")
+        if key == "v":
+            top["v"] = reader.scalar("batch 'v'")
+            if top["v"] != FORMAT_VERSION or type(top["v"]) is not int:
+                raise RecordError(f"batch: format version {top['v']!r} is not supported (expected {FORMAT_VERSION})")
+            continue
+        if reader._peek() in _MAPS:
+            raise RecordError("batch: 'g' must be a list of games, got dict")
+        games = []
+        for i in range(reader.array("batch: 'g'", max_games)):
+            if reader._peek() not in _MAPS:
+                raise RecordError(f"game {i}: expected a map, got {reader._kind()}")
+            game = {}
+            for _ in range(reader.map(f"game {i}", MAX_GAME_KEYS)):
+                key = reader.key(f"game {i}")
+                if key in game:
+                    raise RecordError(f"game {i}: key {key!r} twice")
+                name, expected = _FIELD_OF.get(key, (key, "a single value"))
+                game[key] = reader.scalar(f"game {i}: field {name!r} (key {key!r})", expected)
+            games.append(game)
+        top["g"] = games
+    reader.end()
+    if set(top) != {"v", "g"}:
         raise RecordError("batch: expected a map with keys 'v' (version) and 'g' (games)")
-    if batch["v"] != FORMAT_VERSION or type(batch["v"]) is not int:
-        raise RecordError(f"batch: format version {batch['v']!r} is not supported (expected {FORMAT_VERSION})")
-    if not isinstance(batch["g"], list):
-        raise RecordError(f"batch: 'g' must be a list of games, got {type(batch['g']).__name__}")
+    batch = top
     records = []
     for i, game in enumerate(batch["g"]):
         try:
