@@ -45,7 +45,7 @@ DEV_STAMP := $(VENV)/.azgo-dev-installed
 TEST_PATHS := $(CORE)/tests tests
 
 
-.PHONY: venv venv-module $(VENV) dev test check lint gnugo bench bench-core gtp run status config clean distclean
+.PHONY: venv venv-module $(VENV) dev test test-tools check lint gnugo bench bench-core gtp run status config clean distclean
 
 venv $(VENV): $(VENV_STAMP)
 
@@ -92,7 +92,23 @@ gnugo:
 	fi
 	@test -x "$(GNUGO)" || { echo "error: $(GNUGO) still missing after install" >&2; exit 1; }
 
-test: $(VENV_STAMP) gnugo
+# The dashboard test drives Debian's chromium through chromium-driver; the monitoring tests run
+# promtool (Debian's prometheus). Installed like GNU Go when missing.
+test-tools:
+	@missing=""; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	command -v promtool >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	if [ -z "$$missing" ]; then \
+		true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "==> installing$$missing with apt-get"; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	else \
+		echo "error: the tests need$$missing: install them as root with apt-get install$$missing" >&2; \
+		exit 1; \
+	fi
+
+test: $(VENV_STAMP) gnugo test-tools
 	AZGO_GNUGO='$(GNUGO)' $(PY) -m pytest $(TEST_PATHS)
 
 lint: $(DEV_STAMP)

@@ -206,4 +206,5 @@ class RequestHandlers:
             "generations": [r.model_dump() for r in newest], "anchors": [r.model_dump() for r in anchors],
         }
         self.evaluation_at = time.monotonic()
+        self.dashboard.rate(msg.anchor, msg.ratings)  # every generation's rating, for the web page's Elo chart
         return P.Ok(), []

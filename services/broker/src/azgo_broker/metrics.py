@@ -1,4 +1,4 @@
-"""The broker's Prometheus metrics and its HTTP endpoint (/metrics, /status, /healthz).
+"""The broker's Prometheus metrics and its HTTP endpoint (/metrics, /status, /healthz, and the dashboard).
 
 Metric names carry the ``azgo_`` prefix and base units; counters end in ``_total``; labels
 are bounded (``reason`` = an ``ErrorCode``, ``type`` = a message type or ``invalid``,
@@ -9,12 +9,16 @@ The HTTP server runs in a daemon thread and never touches the broker's state: /s
 serves the snapshot the loop thread last published (``Snapshot.publish`` swaps a reference
 under a lock), /metrics the broker-owned ``CollectorRegistry`` (prometheus_client metrics
 are thread-safe), /healthz whether the loop has ticked within ``HEALTHY_WITHIN`` seconds.
+Every other path goes to the dashboard (``pages.route``: the page at /, its JSON under /api/),
+which reads the loop's last published ``dashboard.View``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +26,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from azgo_core.protocol import WorkerState
+
+from . import pages
+from .dashboard import View
 
 log = logging.getLogger("azgo.broker.http")
 
@@ -109,6 +116,16 @@ class BrokerMetrics:
             except KeyError:
                 pass
 
+    def sync_totals(self) -> tuple[float, float]:
+        """(sum of seconds, count) of azgo_model_sync_seconds so far: the dashboard plots the mean per interval."""
+        total = count = 0.0
+        for sample in self.sync.collect()[0].samples:
+            if sample.name.endswith("_sum"):
+                total = sample.value
+            elif sample.name.endswith("_count"):
+                count = sample.value
+        return total, count
+
     def text(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -120,6 +137,7 @@ class Snapshot:
         self._lock = threading.Lock()
         self._status: dict = {}
         self.last_tick = time.monotonic()
+        self.view = View()  # the dashboard's data: swapped whole by the loop thread, never mutated
 
     def publish(self, status: dict) -> None:
         with self._lock:
@@ -139,7 +157,7 @@ class Snapshot:
 def _handler(metrics: BrokerMetrics, snapshot: Snapshot) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (the stdlib's name)
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             if path == "/metrics":
                 self._send(200, metrics.text(), CONTENT_TYPE_LATEST)
             elif path == "/status":
@@ -149,12 +167,46 @@ def _handler(metrics: BrokerMetrics, snapshot: Snapshot) -> type[BaseHTTPRequest
                 ok = snapshot.healthy()
                 self._send(200 if ok else 503, b"ok\n" if ok else b"broker loop stalled\n", "text/plain")
             else:
-                self._send(404, f"not found: {path} (try /metrics, /status, /healthz)\n".encode(), "text/plain")
+                self._dashboard(path, query)
 
-        def _send(self, code: int, body: bytes, content_type: str) -> None:
+        def _dashboard(self, path: str, query: str) -> None:
+            try:
+                reply = pages.route(path, query, snapshot.view)
+            except Exception as e:  # a store or model file that cannot be read: say so, keep serving
+                log.warning("dashboard %s failed: %s: %s", path, type(e).__name__, e)
+                self._send(500, f"{type(e).__name__}: {e}\n".encode(), "text/plain")
+                return
+            if reply is None:
+                self._send(404, f"not found: {path} (try /, /metrics, /status, /healthz)\n".encode(), "text/plain")
+            elif reply.file is not None:
+                self._send_file(reply)
+            else:
+                self._send(reply.status, reply.body, reply.content_type, reply.headers)
+
+        def _send_file(self, reply: pages.Reply) -> None:
+            try:
+                f = open(reply.file, "rb")
+            except OSError as e:
+                self._send(404, f"cannot open the model file: {e.strerror}\n".encode(), "text/plain")
+                return
+            with f:
+                self.send_response(200)
+                self.send_header("Content-Type", reply.content_type)
+                self.send_header("Content-Length", str(os.fstat(f.fileno()).st_size))
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                try:
+                    self.end_headers()
+                    shutil.copyfileobj(f, self.wfile)
+                except (BrokenPipeError, ConnectionResetError):
+                    log.debug("%s hung up during %s", self.address_string(), self.path)
+
+        def _send(self, code: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
             self.send_response(code)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             try:
                 self.end_headers()
                 self.wfile.write(body)

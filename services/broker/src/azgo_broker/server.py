@@ -31,6 +31,7 @@ from azgo_core.config import Settings
 from azgo_runtime.curve import authorized_dir, server_keys
 
 from .auth import Authenticator
+from .dashboard import RECENT_BATCHES, Dashboard
 from .handlers import HELLO_LINES, PendingAck, RequestHandlers
 from .metrics import BrokerMetrics, HttpServer, Snapshot
 from .models import ModelRegistry
@@ -72,6 +73,7 @@ class Broker(RequestHandlers):
         self.learner_at = 0.0
         self.evaluation: dict | None = None  # the evaluator's last EvalReport, for /status
         self.evaluation_at = 0.0
+        self.dashboard = Dashboard(str(self.store.dir), str(self.models.dir))  # the web page's history and view
         self.round: list[PendingAck] = []
         self.handlers = {
             P.Hello: self.handle_hello, P.Heartbeat: self.handle_heartbeat, P.GetModel: self.handle_get_model,
@@ -349,6 +351,8 @@ class Broker(RequestHandlers):
         """Rebuild the snapshot the HTTP thread serves, and the gauges drawn from it."""
         status = self.status()
         self.snapshot.publish(status)
+        self.dashboard.record(status, self.metrics.sync_totals(), self.store.entries[-RECENT_BATCHES:], self.models)
+        self.snapshot.view = self.dashboard.view
         m = self.metrics
         for state, n in status["workers_by_state"].items():
             m.workers.labels(state).set(n)

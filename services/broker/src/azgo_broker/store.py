@@ -387,6 +387,27 @@ class GameStore:
             os.close(self._readers.popitem()[1])
 
 
+def read_committed(directory: str | os.PathLike, entry: Entry) -> bytes:
+    """The stored batch of a committed ``entry``, read through a descriptor of its own.
+
+    For readers outside the broker's loop (the dashboard's HTTP thread): committed records
+    never change, so this needs neither the store's descriptors nor its index.
+    """
+    path = Path(directory) / segment_name(entry.segment)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.pread(fd, entry.length, entry.offset)
+        finally:
+            os.close(fd)
+        payload, _ = _read_record(data, 0)
+    except OSError as e:
+        raise StoreError(f"cannot read stored batch seq {entry.seq} from {path.name}: {e}") from e
+    except _Corrupt as e:
+        raise StoreError(f"stored batch seq {entry.seq} in {path.name} is unreadable: {e}") from None
+    return payload["blob"]
+
+
 # --- audit (read-only) ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Damage:
