@@ -50,6 +50,8 @@ def serve(broker: Broker, expect: int) -> None:
         while seen < expect:
             assert broker.router.poll(10_000), f"only {seen} of {expect} requests arrived"
             broker.serve_round()
+        broker.finish_checks(wait=10)  # batches are checked beside the loop
+        broker.commit_round()
     finally:
         broker.dispatch = original
 
@@ -77,7 +79,8 @@ def test_one_fsync_acks_every_batch_of_a_round(loop, monkeypatch):
         frames.append(broker.router.recv_multipart())
     for f in frames:
         broker.dispatch(f)
-    assert sock.poll(200) == 0  # nothing acked before the commit
+    broker.finish_checks(wait=10)  # checked beside the loop, then stored
+    assert not broker.checking and sock.poll(200) == 0  # nothing acked before the commit
     broker.commit_round()
     acks = replies(sock, 6)
     assert len(syncs) == 1  # one fsync for the whole round

@@ -2,8 +2,9 @@
 
 ``RequestHandlers`` is the request half of ``server.Broker`` (a mixin: it uses the broker's
 ``settings``, ``store``, ``models``, ``workers``, ``rules``, ``metrics``, ``counts``, ``pub``,
-``send`` and ``log_limited``). A handler returns the reply and its blob frames, or None when
-the reply waits: a batch accepted in a poll round is acknowledged by ``commit_round`` once the
+``send``, ``refuse``, ``checker``, ``checking`` and ``log_limited``). A handler returns the
+reply and its blob frames, or None when the reply waits: a batch is checked beside the loop
+(``checking``), stored by ``finish_checks`` and acknowledged by ``commit_round`` once the
 round's single fsync (the group commit) has put it on disk.
 """
 
@@ -15,10 +16,10 @@ from dataclasses import dataclass
 
 from azgo_core import protocol as P
 
+from .checking import CheckJob
 from .metrics import ELO_GENERATIONS
 from .models import PublishRefused
 from .store import StoreError
-from .validate import BatchRejected, check_batch
 
 log = logging.getLogger("azgo.broker")
 
@@ -35,6 +36,8 @@ class PendingAck:
     batch_id: str
     seq: int
     duplicate: bool
+    slot: list | None = None
+    """The reply's place in its peer's order (``Broker.reserve``) when the batch went through the checker."""
 
 
 Reply = tuple[P.Message, list[bytes]] | None  # None: answered later (batch acks after the commit)
@@ -103,19 +106,49 @@ class RequestHandlers:
         if seq is not None:  # the same batch twice in one round: ack both after the commit
             self.round.append(PendingAck(identity, msg.rid, msg.batch_id, seq, duplicate=True))
             return None
-        blob = blobs[0]
-        try:
-            check_batch(msg, blob, self.rules, self.models)
-        except BatchRejected as e:  # dispatch counts and logs it (refuse)
-            return P.error(e.code, f"batch {msg.batch_id}: {e.reason}"), []
-        try:
-            seq = self.store.append(msg.batch_id, msg.worker_id, msg.games, msg.positions, msg.generations, blob)
-        except StoreError as e:
-            # a full disk refuses every worker's every retry: the first lines of each minute, then a count
-            self.log_limited.log(logging.ERROR, "not stored", "batch %s not stored: %s", msg.batch_id, e)
-            return P.error(P.ErrorCode.STORAGE, f"batch {msg.batch_id} not stored: {e}"), []
-        self.round.append(PendingAck(identity, msg.rid, msg.batch_id, seq, duplicate=False))
+        waiting = self.checking.get(msg.batch_id)
+        if waiting is not None:  # the same batch again while it is checked: answered with the first copy's verdict
+            waiting.append((identity, msg.rid, self.reserve(identity)))
+            return None
+        if self.checker.busy(len(blobs[0])):
+            return P.error(P.ErrorCode.STORAGE, f"batch {msg.batch_id}: the broker is busy checking "
+                                                f"{self.checker.backlog_bytes} bytes of batches: retry later"), []
+        self.checking[msg.batch_id] = []
+        # checked beside the loop (checking.py); this peer's later replies wait for this one's: it is answered in order
+        self.checker.submit(CheckJob(identity, msg, blobs[0], slot=self.reserve(identity)))
         return None
+
+    def finish_checks(self, wait: float = 0.0) -> None:
+        """Store the batches whose check has passed (acked by ``commit_round``), refuse the others; with
+        ``wait`` (seconds: closing, tests), until no batch is under check or the time is up."""
+        deadline = time.monotonic() + wait
+        self._finish_checked()
+        while self.checking and (left := deadline - time.monotonic()) > 0:
+            self.checker.wake.poll(max(1, int(left * 1000)))
+            self._finish_checked()
+
+    def _finish_checked(self) -> None:
+        for job in self.checker.done():
+            msg = job.msg
+            copies = self.checking.pop(msg.batch_id, [])
+            if job.error is not None:
+                error = P.error(job.error.code, f"batch {msg.batch_id}: {job.error.reason}")
+                for identity, rid, slot in [(job.identity, msg.rid, job.slot), *copies]:
+                    self.refuse(identity, error.model_copy(update={"rid": rid}), f"submit_batch from {msg.worker_id}",
+                                log_it=job.error.code != P.ErrorCode.INTERNAL, slot=slot)
+                continue
+            try:
+                seq = self.store.append(msg.batch_id, msg.worker_id, msg.games, msg.positions, msg.generations, job.blob)
+            except StoreError as e:
+                # a full disk refuses every worker's every retry: the first lines of each minute, then a count
+                self.log_limited.log(logging.ERROR, "not stored", "batch %s not stored: %s", msg.batch_id, e)
+                for identity, rid, slot in [(job.identity, msg.rid, job.slot), *copies]:
+                    self.refuse(identity, P.error(P.ErrorCode.STORAGE, f"batch {msg.batch_id} not stored: {e}", rid),
+                                f"submit_batch from {msg.worker_id}", log_it=False, slot=slot)
+                continue
+            self.round.append(PendingAck(job.identity, msg.rid, msg.batch_id, seq, duplicate=False, slot=job.slot))
+            self.round.extend(PendingAck(identity, rid, msg.batch_id, seq, duplicate=True, slot=slot)
+                              for identity, rid, slot in copies)
 
     def count_duplicate(self, msg: P.SubmitBatch) -> None:
         self.counts["duplicates"] += 1
@@ -134,17 +167,20 @@ class RequestHandlers:
             log.error("game store commit failed, %d batch(es) not stored: %s", len(acks), e)
             for ack in acks:
                 self.send(ack.identity, P.Error(rid=ack.rid, code=P.ErrorCode.STORAGE,
-                                                message=f"batch {ack.batch_id} not stored: {e}"))
+                                                message=f"batch {ack.batch_id} not stored: {e}"), slot=ack.slot)
             return
         for entry in stored:
             self.metrics.batches.inc()
             self.metrics.games.inc(entry.games)
             self.metrics.positions.inc(entry.positions)
+        if stored:  # an acked batch is in /status already (its check no longer holds the loop until the next snapshot)
+            self.publish_status()
         for ack in acks:
             if ack.duplicate:
                 self.counts["duplicates"] += 1
                 self.metrics.duplicates.inc()
-            self.send(ack.identity, P.BatchAck(rid=ack.rid, batch_id=ack.batch_id, duplicate=ack.duplicate, seq=ack.seq))
+            self.send(ack.identity, P.BatchAck(rid=ack.rid, batch_id=ack.batch_id, duplicate=ack.duplicate, seq=ack.seq),
+                      slot=ack.slot)
 
     def handle_get_samples(self, msg: P.GetSamples, blobs: list[bytes], identity: bytes) -> Reply:
         """Stored batches after ``after`` within the last ``window`` positions, oldest first, one blob each."""

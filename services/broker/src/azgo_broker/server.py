@@ -3,8 +3,11 @@
 Shape of the ZeroMQ guide's mdbroker: ``run`` polls the ROUTER, ``serve_round`` reads every
 request already waiting (up to ``ROUND_MAX``) and hands each to its ``handle_*`` method, then
 commits the round: the game batches it accepted are fsynced together (group commit) and only
-then acknowledged. ``tick`` runs between rounds: liveness (``purge_workers``), the /status
-snapshot and status.txt (``publish_status``, ``write_status``).
+then acknowledged. A batch is checked beside the loop (``checking.BatchChecker``, a thread),
+so a slow check never delays a heartbeat; the loop polls the checker's wake-up socket too and
+stores, fsyncs and acks what passed (``finish_checks``, ``commit_round``). ``tick`` runs
+between rounds: liveness (``purge_workers``), the /status snapshot and status.txt
+(``publish_status``, ``write_status``).
 
 Every request gets exactly one reply with its ``rid``. A request that cannot be parsed gets
 an ``Error`` naming the problem; a handler that raises gets ``Error(INTERNAL)`` naming the
@@ -16,6 +19,7 @@ rate limiter (``ratelog``): a flood of bad requests cannot flood the log. Frames
 
 from __future__ import annotations
 
+import collections
 import fcntl
 import logging
 import os
@@ -31,6 +35,7 @@ from azgo_core.config import Settings
 from azgo_runtime.curve import authorized_dir, server_keys
 
 from .auth import Authenticator
+from .checking import BatchChecker
 from .dashboard import RECENT_BATCHES, Dashboard
 from .handlers import HELLO_LINES, PendingAck, RequestHandlers
 from .metrics import BrokerMetrics, HttpServer, Snapshot
@@ -65,6 +70,7 @@ class Broker(RequestHandlers):
         self.workers = WorkerRegistry(settings.distributed.liveness_seconds)
         self.rules = BatchRules(settings.board.size, settings.board.komi, b.max_batch_games, b.max_batch_bytes)
         self.metrics = BrokerMetrics()
+        self.metrics.watch_disk(self.data_dir)  # free disk for the store-nearly-full alert
         self.log_limited = RateLimitedLog(log)  # per-request lines: a flood of bad requests cannot flood the log
         self.metrics.generation.set(self.models.current_generation)
         self.snapshot = Snapshot()
@@ -86,6 +92,10 @@ class Broker(RequestHandlers):
         self.auth = (Authenticator(self.context, authorized_dir(settings), settings.security.reload_interval)
                      if self.curve else None)
         self.router, self.pub = self._bind_sockets()
+        self.checker = BatchChecker(self.context, self.rules, self.models)  # batch checks beside the loop
+        self.checking: dict[str, list[tuple[bytes, int]]] = {}  # batch id under check -> later copies (identity, rid)
+        self.held: dict[bytes, collections.deque[list]] = {}  # peer -> its replies in request order, from its
+        # oldest batch under check on ([message, blobs], message None while the check runs): see ``reserve``
         self.http = HttpServer(b.bind, b.http_port, self.metrics, self.snapshot)
         self._next_snapshot = self._next_status = 0.0
         self._denied_counted = 0
@@ -128,6 +138,7 @@ class Broker(RequestHandlers):
         self.http.start()
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
+        poller.register(self.checker.wake, zmq.POLLIN)
         if self.auth:
             poller.register(self.auth.sock, zmq.POLLIN)
         while not stop.is_set():
@@ -139,6 +150,9 @@ class Broker(RequestHandlers):
                     log.exception("ZAP handler failed")
             if self.router in ready:
                 self.serve_round()
+            if self.checker.wake in ready:
+                self.finish_checks()
+                self.commit_round()
             self.tick()
         log.info("stopping (signal %s)", getattr(stop, "signal", None))
 
@@ -208,7 +222,10 @@ class Broker(RequestHandlers):
             log.exception("broker housekeeping failed")
 
     def close(self) -> None:
-        """Commit what is pending, write a last status, close sockets, HTTP and the store."""
+        """Finish the checks under way, commit what is pending, write a last status, close sockets, HTTP and the store."""
+        self.checker.stop()
+        self.finish_checks()
+        self.checker.close()
         self.commit_round()
         self.log_limited.flush(force=True)  # the counts of the lines held back this window
         self.publish_status()
@@ -283,7 +300,7 @@ class Broker(RequestHandlers):
         else:
             self.send(identity, message, blobs)
 
-    def refuse(self, identity: bytes, error: P.Error, what: str, log_it: bool = True) -> None:
+    def refuse(self, identity: bytes, error: P.Error, what: str, log_it: bool = True, slot: list | None = None) -> None:
         """Answer a request with ``error``, count it in azgo_batches_rejected_total{reason=code} and /status
         "rejected", and log it (rate-limited: the first few per code per minute, then a count)."""
         code = P.ErrorCode(error.code).value
@@ -292,10 +309,33 @@ class Broker(RequestHandlers):
         if log_it:
             self.log_limited.warning(f"refused {code}", "refused %s (peer %s): %s: %s", what, identity.hex()[:16],
                                      code, error.message)
-        self.send(identity, error)
+        self.send(identity, error, slot=slot)
 
-    def send(self, identity: bytes, message: P.Message, blobs: list[bytes] = ()) -> None:
-        """Send a reply; a peer that has gone away (EHOSTUNREACH) or is not reading loses it."""
+    def reserve(self, identity: bytes) -> list:
+        """A place for a reply that comes later (a batch under check): the peer's later replies wait behind it,
+        so each peer is answered in the order it asked. Filled by ``send(..., slot=)``."""
+        slot = [None, ()]
+        self.held.setdefault(identity, collections.deque()).append(slot)
+        return slot
+
+    def send(self, identity: bytes, message: P.Message, blobs: list[bytes] = (), slot: list | None = None) -> None:
+        """Send a reply (into its reserved ``slot``, or behind the peer's replies still waiting for a check); a
+        peer that has gone away (EHOSTUNREACH) or is not reading loses it."""
+        queue = self.held.get(identity)
+        if slot is not None:
+            slot[0], slot[1] = message, blobs
+        elif queue:
+            queue.append([message, blobs])
+            return
+        if queue is None:
+            self._send_now(identity, message, blobs)
+            return
+        while queue and queue[0][0] is not None:  # send what is no longer waiting, in order
+            self._send_now(identity, *queue.popleft())
+        if not queue:
+            del self.held[identity]
+
+    def _send_now(self, identity: bytes, message: P.Message, blobs: list[bytes] = ()) -> None:
         frames = [identity, P.encode(message), *blobs]
         try:
             self.router.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
