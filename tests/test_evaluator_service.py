@@ -45,11 +45,16 @@ def counter(config: Path, name: str) -> float:
     return next(s.value for f in families if f.name == name for s in f.samples if s.name == name + "_total")
 
 
+def niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])  # field 19 of proc(5)
+
+
 def test_evaluator_rates_new_generations_and_reports_them(tmp_path):
     data = tmp_path / "evaluator"
     config = tiny_config(tmp_path, evaluation={
-        "enabled": True, "games_per_match": 2, "visits": 4, "opponents": 1, "gnugo_every": 1, "random_every": 1, "gnugo_levels": [0],
-        "data_dir": str(data), "gnugo": GNUGO, "status_interval": 0.3,
+        "enabled": True, "games_per_match": 2, "visits": 4, "opponents": 1, "gnugo_every": 1, "random_every": 1,
+        "gnugo_levels": [0], "data_dir": str(data), "gnugo": GNUGO, "status_interval": 0.3,
     })
     settings = tiny_settings(config)
     broker = Service("broker", config, log_dir=tmp_path)
@@ -60,6 +65,7 @@ def test_evaluator_rates_new_generations_and_reports_them(tmp_path):
         client.request(*publish(settings, 0))
         evaluator = Service("evaluator", config, log_dir=tmp_path)
         wait_for(lambda: [e["generation"] for e in evaluations(data)] == [0], TIMEOUT, "generation 0 evaluated")
+        assert niceness(evaluator.pid) == settings.evaluation.nice == 10  # it yields the CPU to self-play
         client.request(*publish(settings, 1))
         wait_for(lambda: [e["generation"] for e in evaluations(data)] == [0, 1], TIMEOUT, "generation 1 evaluated")
         elo = wait_for(lambda: (e := elo_samples(config)) and "000001" in e and e, 10, "azgo_elo of generation 1")

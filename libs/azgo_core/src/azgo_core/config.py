@@ -318,6 +318,9 @@ class Evaluation(_Section):
     """torch device of the evaluator's networks."""
     threads: int = Field(1, ge=1, le=256)
     """CPU threads for torch in the evaluator."""
+    nice: int = Field(10, ge=0, le=19)
+    """The evaluator's niceness (and its GNU Go's): on a machine it shares with self-play and the
+    learner it takes the time they leave, so ratings come less often, never at the cost of games."""
     status_interval: float = Field(30.0, gt=0)
     """Seconds between samples of the broker's /status appended to status.jsonl (for azgo report)."""
 

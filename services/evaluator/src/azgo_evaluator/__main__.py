@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from azgo_runtime.service import StopFlag, parser, settings_or_exit, setup_logging
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # after the config check: a bad config answers without loading torch
 
     torch.set_num_threads(settings.evaluation.threads)
+    os.nice(settings.evaluation.nice)  # self-play and training first; GNU Go inherits it
     return Evaluator(settings, StopFlag(), evaluator_id=args.id).run()
 
 
