@@ -26,7 +26,8 @@ from selenium.webdriver.common.by import By
 from sgfmill import sgf as sgfmill_sgf
 from sgfmill import sgf_moves
 
-from azgo_broker.dashboard import downsample
+from azgo_broker.dashboard import MAX_ROWS, RECORD_SECONDS, Dashboard, downsample, elo, series
+from azgo_core.protocol import Rating
 
 GNUGO = os.environ.get("AZGO_GNUGO", "/usr/games/gnugo")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -40,6 +41,26 @@ def test_downsample_keeps_ends_and_bounds_the_count():
     assert len(out) == 300 and out[0] == 0 and out[-1] == 9_999 and out == sorted(out)
     assert downsample(items[:5], 300) == items[:5]
     assert len(downsample(items, 10**9)) == 2000  # MAX_POINTS, whatever the query asks
+
+
+def test_history_stays_bounded_and_ratings_accumulate(tmp_path):
+    """A long run: rows never pass MAX_ROWS (the interval doubles instead); every reported generation is kept."""
+    board = Dashboard(str(tmp_path), str(tmp_path))
+    status = {"totals": {"games": 0, "positions": 0, "bytes_in": 0}, "rates": {"games_per_s": 1.0, "positions_per_s": 9.0},
+              "learner": None, "workers_by_state": {"Active": 3}}
+    t = 1_000_000.0
+    for _ in range(3 * MAX_ROWS):
+        t += RECORD_SECONDS  # a call per 2 s of a 7-hour run; a row only when one is due
+        status["totals"]["bytes_in"] += 100
+        board.record(status, (0.0, 0.0), [], None, now=t)
+    assert MAX_ROWS // 2 <= len(board.view.rows) < MAX_ROWS and board.every_s == 4 * RECORD_SECONDS
+    assert series(board.view, 300)["rows"][-1][5] == pytest.approx(100 / RECORD_SECONDS)  # bytes_in_per_s
+    for first in (0, 200):  # two reports of 256 ratings each: the first report's old generations are kept
+        board.rate("random", [Rating(player=f"{g:06d}", generation=g, elo=g, low=g - 1, high=g + 1, games=2)
+                              for g in range(first, first + 256)] + [Rating(player="random", elo=0, low=0, high=0, games=9)])
+    answer = elo(board.view, 100)
+    assert answer["total"] == 456 and len(answer["generations"]) == 100
+    assert answer["generations"][-1]["generation"] == 455 and [a["player"] for a in answer["anchors"]] == ["random"]
 
 
 def status_code(url: str) -> int:
