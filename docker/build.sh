@@ -3,7 +3,8 @@
 # their own sources, so the first build makes those layers and the others reuse them (built
 # in parallel, as `docker compose build` does, each would redo them).
 #
-#   docker/build.sh [broker] [learner] [selfplay] [selfplay-gpu]     (default: the first three)
+#   docker/build.sh [broker] [learner] [selfplay] [evaluator] [selfplay-gpu] [prometheus]
+#                                                  (default: broker learner selfplay evaluator)
 #
 # Images: $AZGO_IMAGE_PREFIX/<name>:$AZGO_IMAGE_TAG (azgo/broker:dev ...), the names
 # compose.yaml runs. Build arguments from the environment when set: AZGO_BASE_IMAGE,
@@ -28,9 +29,9 @@ fi
 mkdir -p build/images
 for name in "$@"; do
     case "$name" in
-        broker | learner | evaluator | selfplay-gpu) target=$name ;;
+        broker | learner | evaluator | selfplay-gpu | prometheus) target=$name ;;
         selfplay) target=selfplay-cpu ;;
-        *) echo "error: unknown image '$name' (broker, learner, selfplay, evaluator, selfplay-gpu)" >&2; exit 2 ;;
+        *) echo "error: unknown image '$name' (broker, learner, selfplay, evaluator, selfplay-gpu, prometheus)" >&2; exit 2 ;;
     esac
     start=$SECONDS
     log=build/images/$name.log

@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import yaml
 from docker_helpers import ROOT, TAG, compose_env, require_docker
 from procs import free_ports, get_json, tiny_config, wait_for
 
@@ -170,6 +171,8 @@ def test_compose_config_layout(docker_ready, keys_dir):
     monitoring = json.loads(run(["docker", "compose", "--profile", "monitoring", "config", "--format", "json"],
                                 env, 60).stdout)["services"]["prometheus"]
     assert monitoring["depends_on"]["broker"]["condition"] == "service_healthy"
+    assert monitoring["build"]["target"] == "prometheus" and monitoring["image"].startswith("azgo/prometheus:")  # no Docker Hub
+    assert {c["target"] for c in monitoring["configs"]} == {"/etc/prometheus/prometheus.yml", "/etc/prometheus/alerts.yml"}
     assert "broker:9100" in (ROOT / "deploy" / "prometheus.yml").read_text()
 
 
@@ -241,3 +244,49 @@ def test_compose_scale_three_then_one_killed(stack, tmp_path):
     for container in workers:
         if container != victim:
             assert re.search(r"stopped: games=\d+ .*acked=\d+", stack.logs(container)), f"{container} did not stop cleanly"
+
+
+def test_compose_monitoring_scrapes_the_broker_and_alerts_on_a_killed_worker(images, keys_dir, tmp_path):
+    """--profile monitoring: Prometheus (Debian's package, built here) scrapes the broker's azgo_ series and raises
+    AzgoWorkerOffline once a self-play container is killed. The real rules, with every `for:` cut to 1 s and 1 s
+    scrapes and evaluations, so the test waits seconds, not minutes."""
+    run(["bash", "docker/build.sh", "prometheus"], compose_env(), BUILD_TIMEOUT)
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    rules = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())
+    for rule in rules["groups"][0]["rules"]:
+        rule["for"] = "1s"
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    (tmp_path / "alerts.yml").write_text(yaml.safe_dump(rules))
+    stack = Stack(tmp_path, keys_dir)
+    prometheus = f"http://127.0.0.1:{free_ports(1)[0]}"
+    stack.env.update(AZGO_PROMETHEUS_PORT=prometheus.rsplit(":", 1)[1], AZGO_PROMETHEUS_CONFIG=str(tmp_path / "prometheus.yml"),
+                     AZGO_PROMETHEUS_RULES=str(tmp_path / "alerts.yml"))
+    try:
+        stack.compose("--profile", "monitoring", "up", "-d", "--no-build", "--wait", "--wait-timeout", str(UP_TIMEOUT),
+                      timeout=UP_TIMEOUT + 60)
+        worker = stack.containers("selfplay")[0]
+        wait_for(lambda: [w["state"] for w in stack.status()["workers"]] == ["Active"], 120, "the worker Active",
+                 interval=0.5)
+
+        def azgo_series():
+            names = get_json(f"{prometheus}/api/v1/label/__name__/values")["data"]
+            return {"azgo_workers", "azgo_model_generation", "azgo_store_free_bytes"} <= set(names) and names
+        wait_for(azgo_series, 60, "azgo_ series in Prometheus", interval=0.5)
+        up = get_json(f"{prometheus}/api/v1/query?query=up")["data"]["result"]
+        assert [(r["metric"]["job"], r["value"][1]) for r in up] == [("azgo-broker", "1")]
+        groups = get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
+        assert {r["name"] for g in groups for r in g["rules"]} >= {"AzgoWorkerOffline", "AzgoNoNewGeneration",
+                                                                   "AzgoSelfPlayStalled", "AzgoStoreDiskNearlyFull",
+                                                                   "AzgoOneColourWinning"}
+
+        def offline_alerts():
+            alerts = get_json(f"{prometheus}/api/v1/alerts")["data"]["alerts"]
+            return [a["state"] for a in alerts if a["labels"]["alertname"] == "AzgoWorkerOffline"]
+        assert offline_alerts() == []  # the worker is alive: nothing to say yet
+        run(["docker", "kill", worker], stack.env, 30)
+        states = wait_for(offline_alerts, 60, "AzgoWorkerOffline in /api/v1/alerts", interval=0.5)
+        assert set(states) <= {"pending", "firing"}, states
+    finally:
+        print(stack.compose("--profile", "monitoring", "logs", "--no-color", "--tail", "40", timeout=60, check=False).stdout)
+        stack.compose("--profile", "monitoring", "down", "-v", "--remove-orphans", "--timeout", "10", timeout=120, check=False)

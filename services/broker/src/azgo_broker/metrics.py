@@ -78,6 +78,9 @@ class BrokerMetrics:
         self.store_bytes = Gauge("azgo_store_bytes", "Bytes in the game store", registry=r)
         self.store_games = Gauge("azgo_store_games", "Games in the game store", registry=r)
         self.store_positions = Gauge("azgo_store_positions", "Positions in the game store", registry=r)
+        self.store_free = Gauge("azgo_store_free_bytes", "Bytes free (to the broker) on the data dir's file system",
+                                registry=r)
+        self.store_capacity = Gauge("azgo_store_capacity_bytes", "Size of the data dir's file system", registry=r)
         self.elo = Gauge("azgo_elo", "Elo of a model generation (evaluator's fit, random player = 0)", ["generation"],
                          registry=r)
         self.elo_low = Gauge("azgo_elo_low", "Lower end of the Elo confidence interval", ["generation"], registry=r)
@@ -102,6 +105,18 @@ class BrokerMetrics:
         self.eval_games.inc(max(0, games_total - games))  # totals since the evaluator's data began: count the news
         self.eval_matches.inc(max(0, matches_total - matches))
         self._eval_totals = (max(games, games_total), max(matches, matches_total))
+
+    def watch_disk(self, path) -> None:
+        """azgo_store_free_bytes and azgo_store_capacity_bytes of ``path``'s file system, read at each scrape."""
+        def figure(free: bool) -> float:
+            try:
+                st = os.statvfs(path)
+            except OSError:
+                return float("nan")
+            return float((st.f_bavail if free else st.f_blocks) * st.f_frsize)
+
+        self.store_free.set_function(lambda: figure(True))
+        self.store_capacity.set_function(lambda: figure(False))
 
     def worker_rates(self, worker_id: str, games: float, evals: float, positions: float) -> None:
         self.sp_games.labels(worker_id).set(games)
