@@ -5,6 +5,14 @@ to a leaf, writes the leaf's input planes into a shared batch, and after one net
 expands the leaves and backs their values up. Each tree stays sequential (no virtual loss)
 while the network sees one large batch: KataGo's way of batching across games.
 
+Over several cores (``select_leaves_parallel``, ``expand_and_backup_parallel``): a step's
+games are disjoint rows of every array, so their descents and expansions run on numba's
+threads (``prange``) with no locks. What couples them is fixed on the calling thread: each
+game's batch row (rows are packed in ``gids`` order after the descents; before the
+expansions a prefix count gives each pending game its row) and the random draws (numba keeps
+one generator per thread, so Dirichlet and Gumbel noise are drawn serially in ``gids``
+order). One thread or several, a fixed seed gives the same trees, batches and games.
+
 Tree arrays (``tree`` tuple), per game ``g``:
 
 =============  ===================  ===========================================================
@@ -56,7 +64,7 @@ arena does not keep.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import board as B
 from . import gumbel as GB
@@ -159,6 +167,68 @@ def _write_planes(games, g, depth, N, H, to_play, out):
 
 
 @njit(cache=True)
+def _descend(tree, games, gum, zob, g, target, params, N, H, move_cap, out):
+    """Descend game ``g`` until a non-terminal leaf (its planes into ``out`` [2H+1, N, N]),
+    backing terminal leaves up with the exact result on the way, or until its root has
+    ``target`` child visits. Returns 1 (a leaf is pending), 0 (none) or -1 (arena full)."""
+    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
+    root_board, leaf_board, path_hash = games[0], games[1], games[4]
+    path_node, path_edge, path_stones = games[5], games[6], games[8]
+    W = N + 1
+    P = (N + 2) * W
+    base = 7 * P
+    gumbel_root = params[ALGORITHM] == GUMBEL
+    info[g, PENDING] = -1
+    while True:
+        root = info[g, ROOT]
+        if node_count[g, root] >= 0 and node_N[g, root] - 1 >= target:
+            return 0
+        leaf_board[g, :] = root_board[g, :]
+        n = root
+        depth = 0
+        v = 2.0
+        while node_count[g, n] >= 0:
+            v = _terminal_value(leaf_board[g], N, move_cap, params[KOMI])
+            if v != 2.0:
+                break
+            if gumbel_root and n == root:
+                e = GB.root_edge(tree, gum, g, n, target, int(params[MAX_CONSIDERED]),
+                                 params[C_VISIT], params[C_SCALE])
+            else:
+                e = _select_edge(tree, g, n, params)
+            m = edge_move[g, e]
+            pad = -1 if m == N * N else (m // N + 1) * W + m % N + 1
+            B.play_move(leaf_board[g], N, pad, zob)
+            path_node[g, depth] = n
+            path_edge[g, depth] = e
+            path_hash[g, depth] = B.get_hash(leaf_board[g], P)
+            depth += 1
+            B.stones_flat(leaf_board[g], N, path_stones[g, depth % H])
+            child = edge_child[g, e]
+            if child < 0:
+                if info[g, NODES] >= node_N.shape[1]:
+                    return -1
+                child = info[g, NODES]
+                info[g, NODES] += 1
+                node_count[g, child] = -1
+                node_N[g, child] = 0
+                node_W[g, child] = 0.0
+                edge_child[g, e] = child
+            n = child
+        if v == 2.0:
+            v = _terminal_value(leaf_board[g], N, move_cap, params[KOMI])
+        if v != 2.0:
+            _backup(tree, games, g, n, depth, v)
+            if depth == 0:
+                return 0  # the game itself is over: nothing to search
+            continue
+        info[g, PENDING] = n
+        info[g, DEPTH] = depth
+        _write_planes(games, g, depth, N, H, leaf_board[g, base + B.TO_PLAY], out)
+        return 1
+
+
+@njit(cache=True)
 def select_leaves(tree, games, gum, zob, gids, targets, params, N, H, move_cap, batch):
     """Descend each game in ``gids`` whose root has fewer than ``targets[g]`` child visits.
 
@@ -166,65 +236,59 @@ def select_leaves(tree, games, gum, zob, gids, targets, params, N, H, move_cap, 
     leaf of each game is left pending and its planes go to ``batch[slot]``. Returns the
     number of slots filled. ``batch``: uint8 [B, 2H+1, N, N].
     """
-    node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
-    root_board, leaf_board, path_hash = games[0], games[1], games[4]
-    path_node, path_edge, path_stones = games[5], games[6], games[8]
-    W = N + 1
-    P = (N + 2) * W
-    base = 7 * P
+    info = tree[9]
     slots = 0
-    gumbel_root = params[ALGORITHM] == GUMBEL
     for gi in range(gids.shape[0]):
         g = gids[gi]
-        info[g, PENDING] = -1
-        while slots < batch.shape[0]:
-            root = info[g, ROOT]
-            if node_count[g, root] >= 0 and node_N[g, root] - 1 >= targets[g]:
-                break
-            leaf_board[g, :] = root_board[g, :]
-            n = root
-            depth = 0
-            v = 2.0
-            while node_count[g, n] >= 0:
-                v = _terminal_value(leaf_board[g], N, move_cap, params[KOMI])
-                if v != 2.0:
-                    break
-                if gumbel_root and n == root:
-                    e = GB.root_edge(tree, gum, g, n, targets[g], int(params[MAX_CONSIDERED]),
-                                     params[C_VISIT], params[C_SCALE])
-                else:
-                    e = _select_edge(tree, g, n, params)
-                m = edge_move[g, e]
-                pad = -1 if m == N * N else (m // N + 1) * W + m % N + 1
-                B.play_move(leaf_board[g], N, pad, zob)
-                path_node[g, depth] = n
-                path_edge[g, depth] = e
-                path_hash[g, depth] = B.get_hash(leaf_board[g], P)
-                depth += 1
-                B.stones_flat(leaf_board[g], N, path_stones[g, depth % H])
-                child = edge_child[g, e]
-                if child < 0:
-                    if info[g, NODES] >= node_N.shape[1]:
-                        raise IndexError("search tree arena is full: more visits than the forest was sized for")
-                    child = info[g, NODES]
-                    info[g, NODES] += 1
-                    node_count[g, child] = -1
-                    node_N[g, child] = 0
-                    node_W[g, child] = 0.0
-                    edge_child[g, e] = child
-                n = child
-            if v == 2.0:
-                v = _terminal_value(leaf_board[g], N, move_cap, params[KOMI])
-            if v != 2.0:
-                _backup(tree, games, g, n, depth, v)
-                if depth == 0:
-                    break  # the game itself is over: nothing to search
-                continue
-            info[g, PENDING] = n
-            info[g, DEPTH] = depth
-            _write_planes(games, g, depth, N, H, leaf_board[g, base + B.TO_PLAY], batch[slots])
+        if slots >= batch.shape[0]:
+            info[g, PENDING] = -1
+            continue
+        status = _descend(tree, games, gum, zob, g, targets[g], params, N, H, move_cap, batch[slots])
+        if status < 0:
+            raise IndexError("search tree arena is full: more visits than the forest was sized for")
+        slots += status
+    return slots
+
+
+@njit(cache=True)
+def _draw_root_gumbel(tree, games, gum, g, target, params, N, move_cap):
+    """Draw game ``g``'s Gumbel noise now if its next descent would (``GB.root_edge`` at an
+    expanded, unfinished root of a search not yet prepared): the parallel kernels draw on
+    the calling thread, in ``gids`` order, the same numbers as ``select_leaves``."""
+    root = tree[9][g, ROOT]
+    if (gum[2][g, GB.READY] == 0 and tree[1][g, root] >= 0 and tree[2][g, root] - 1 < target
+            and _terminal_value(games[0][g], N, move_cap, params[KOMI]) == 2.0):
+        GB._prepare(tree, gum, g, root, target, int(params[MAX_CONSIDERED]))
+
+
+@njit(cache=True, parallel=True)
+def select_leaves_parallel(tree, games, gum, zob, gids, targets, params, N, H, move_cap, batch):
+    """``select_leaves`` with the games' descents on numba's threads (``numba.set_num_threads``).
+
+    Every game owns its arrays, so descents of different games never touch the same memory;
+    game ``gids[gi]`` writes its planes to ``batch[gi]`` (so len(gids) <= B), and the rows of
+    games with a pending leaf are then packed to the front in ``gids`` order: the batch, the
+    tree and the random numbers are those of ``select_leaves``. Random draws happen on the
+    calling thread only (numba's generator is per thread): Gumbel noise before the loop.
+    """
+    n = gids.shape[0]
+    if n > batch.shape[0]:
+        raise ValueError("select_leaves_parallel: more games than batch rows")
+    if params[ALGORITHM] == GUMBEL:
+        for gi in range(n):
+            _draw_root_gumbel(tree, games, gum, gids[gi], targets[gids[gi]], params, N, move_cap)
+    status = np.zeros(n, np.int32)
+    for gi in prange(n):
+        g = gids[gi]
+        status[gi] = _descend(tree, games, gum, zob, g, targets[g], params, N, H, move_cap, batch[gi])
+    slots = 0
+    for gi in range(n):
+        if status[gi] < 0:
+            raise IndexError("search tree arena is full: more visits than the forest was sized for")
+        if status[gi] == 1:
+            if slots != gi:
+                batch[slots] = batch[gi]
             slots += 1
-            break
     return slots
 
 
@@ -252,53 +316,97 @@ def _apply_noise(tree, g, n, params):
 
 
 @njit(cache=True)
-def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
-    """Expand every pending leaf with the network's priors (softmax over the legal moves of
-    ``logits`` [B, N*N+1]) and back its value ``values`` [B] (side to move's view) up."""
+def _expand(tree, games, zob, g, params, N, logits, value, mask):
+    """Expand game ``g``'s pending leaf with priors softmax(``logits`` [N*N+1]) over its legal
+    moves and back ``value`` up. Returns 1 if root noise is now due (``_apply_noise``), 0
+    if not, -1 if the arena is full. ``mask``: bool [N*N+1] scratch."""
     node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
     leaf_board, history, bloom, path_hash = games[1], games[2], games[3], games[4]
     A = N * N + 1
-    mask = np.empty(A, dtype=np.bool_)
+    n = info[g, PENDING]
+    depth = info[g, DEPTH]
+    if info[g, EDGES] + A > edge_P.shape[1]:
+        return -1
+    B.legal_mask(leaf_board[g], N, zob, history[g], info[g, NHIST], bloom[g], path_hash[g], depth, mask)
+    if params[SETTLED_PASS] != 0.0:
+        mask[A - 1] = pass_allowed(leaf_board[g], N, mask)
+    first = info[g, EDGES]
+    mx = -1e30
+    for a in range(A):
+        if mask[a] and logits[a] > mx:
+            mx = logits[a]
+    total = 0.0
+    count = 0
+    for a in range(A):
+        if mask[a]:
+            e = first + count
+            p = np.exp(logits[a] - mx)
+            edge_move[g, e] = a
+            edge_P[g, e] = p
+            edge_N[g, e] = 0
+            edge_W[g, e] = 0.0
+            edge_child[g, e] = -1
+            total += p
+            count += 1
+    for e in range(first, first + count):
+        edge_P[g, e] /= total
+    node_first[g, n] = first
+    node_count[g, n] = count
+    info[g, EDGES] += count
+    # the backup touches N and W only, so noise mixed into P afterwards gives the same tree
+    _backup(tree, games, g, n, depth, value)
+    info[g, PENDING] = -1
+    return 1 if n == info[g, ROOT] and info[g, NOISE] == 1 else 0
+
+
+@njit(cache=True)
+def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
+    """Expand every pending leaf with the network's priors (softmax over the legal moves of
+    ``logits`` [B, N*N+1]) and back its value ``values`` [B] (side to move's view) up."""
+    info = tree[9]
+    mask = np.empty(N * N + 1, dtype=np.bool_)
     slot = 0
     for gi in range(gids.shape[0]):
         g = gids[gi]
-        n = info[g, PENDING]
-        if n < 0:
+        if info[g, PENDING] < 0:
             continue
-        depth = info[g, DEPTH]
-        if info[g, EDGES] + A > edge_P.shape[1]:
+        status = _expand(tree, games, zob, g, params, N, logits[slot], values[slot], mask)
+        if status < 0:
             raise IndexError("search tree arena is full: more visits than the forest was sized for")
-        B.legal_mask(leaf_board[g], N, zob, history[g], info[g, NHIST], bloom[g], path_hash[g], depth, mask)
-        if params[SETTLED_PASS] != 0.0:
-            mask[A - 1] = pass_allowed(leaf_board[g], N, mask)
-        first = info[g, EDGES]
-        mx = -1e30
-        for a in range(A):
-            if mask[a] and logits[slot, a] > mx:
-                mx = logits[slot, a]
-        total = 0.0
-        count = 0
-        for a in range(A):
-            if mask[a]:
-                e = first + count
-                p = np.exp(logits[slot, a] - mx)
-                edge_move[g, e] = a
-                edge_P[g, e] = p
-                edge_N[g, e] = 0
-                edge_W[g, e] = 0.0
-                edge_child[g, e] = -1
-                total += p
-                count += 1
-        for e in range(first, first + count):
-            edge_P[g, e] /= total
-        node_first[g, n] = first
-        node_count[g, n] = count
-        info[g, EDGES] += count
-        if n == info[g, ROOT] and info[g, NOISE] == 1:
-            _apply_noise(tree, g, n, params)
-        _backup(tree, games, g, n, depth, values[slot])
-        info[g, PENDING] = -1
+        if status == 1:
+            _apply_noise(tree, g, info[g, ROOT], params)
         slot += 1
+
+
+@njit(cache=True)
+def _expand_own_mask(tree, games, zob, g, params, N, logits, value):
+    """``_expand`` with a mask of its own (one per game: no scratch shared between threads)."""
+    return _expand(tree, games, zob, g, params, N, logits, value, np.empty(N * N + 1, dtype=np.bool_))
+
+
+@njit(cache=True, parallel=True)
+def expand_and_backup_parallel(tree, games, zob, gids, params, N, logits, values):
+    """``expand_and_backup`` with the games on numba's threads: each game's batch row is
+    fixed first (the pending games in ``gids`` order), Dirichlet noise is drawn afterwards on
+    the calling thread in ``gids`` order, the same numbers as the sequential kernel."""
+    info = tree[9]
+    n = gids.shape[0]
+    slot_of = np.full(n, -1, np.int64)
+    slots = 0
+    for gi in range(n):
+        if info[gids[gi], PENDING] >= 0:
+            slot_of[gi] = slots
+            slots += 1
+    status = np.zeros(n, np.int32)
+    for gi in prange(n):
+        s = slot_of[gi]
+        if s >= 0:
+            status[gi] = _expand_own_mask(tree, games, zob, gids[gi], params, N, logits[s], values[s])
+    for gi in range(n):
+        if status[gi] < 0:
+            raise IndexError("search tree arena is full: more visits than the forest was sized for")
+        if status[gi] == 1:
+            _apply_noise(tree, gids[gi], info[gids[gi], ROOT], params)
 
 
 @njit(cache=True)

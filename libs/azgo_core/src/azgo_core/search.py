@@ -15,9 +15,11 @@ policy pi', see ``Forest.root_policy_target``).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Callable
 
+import numba
 import numpy as np
 
 from . import board as B
@@ -130,6 +132,23 @@ class SearchConfig:
         return self.temperature_moves if self.temperature_moves is not None else size * size // 8
 
 
+def search_threads(asked: int) -> int:
+    """Threads of a forest's compiled kernels: ``asked``, 0 meaning every core this process may
+    use, at most numba's pool (``NUMBA_NUM_THREADS``, the machine's cores by default). Above 1,
+    numba's threading layer becomes workqueue unless one was chosen (NUMBA_THREADING_LAYER)."""
+    if asked < 0:
+        raise ValueError(f"search threads must be >= 0, got {asked}")
+    n = max(1, min(asked or len(os.sched_getaffinity(0)), numba.config.NUMBA_NUM_THREADS))
+    if n > 1 and numba.config.THREADING_LAYER == "default":
+        # numba fixes its layer at the first parallel launch. Its default here is OpenMP, whose
+        # threads spin at every barrier: on a host whose cores other processes share (two
+        # workers, the learner, the evaluator) a step then waits for a descheduled spinner and
+        # runs ~10x slower than on one thread. The workqueue layer sleeps instead; this search
+        # launches from one thread only, which is all workqueue supports.
+        numba.config.THREADING_LAYER = "workqueue"
+    return n
+
+
 def uniform_evaluator(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Uniform priors and value 0: the stub network of tests and benchmarks."""
     n = planes.shape[-1]
@@ -138,11 +157,17 @@ def uniform_evaluator(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Forest:
-    """Trees, boards and histories of ``games`` games of one board size, in compiled arrays."""
+    """Trees, boards and histories of ``games`` games of one board size, in compiled arrays.
+
+    ``threads`` > 1 runs a step's descents and expansions over the games on that many of
+    numba's threads (``mcts.select_leaves_parallel``): the same trees, batches and random
+    draws as one thread, for a fixed seed (``search_threads``: 0 = every usable core)."""
 
     def __init__(self, games: int, size: int, config: SearchConfig, komi: float = 7.5,
-                 move_cap: int | None = None, max_visits: int | None = None, batch_size: int | None = None):
+                 move_cap: int | None = None, max_visits: int | None = None, batch_size: int | None = None,
+                 threads: int = 1):
         self.G = games
+        self.threads = search_threads(threads)
         self.N = size
         self.config = config
         self.komi = komi
@@ -248,15 +273,18 @@ class Forest:
         """One batched step over ``gids`` (at most one leaf each); returns leaves evaluated."""
         evaluated = 0
         cap = self.batch.shape[0]
+        select, expand = mcts.select_leaves, mcts.expand_and_backup
+        if self.threads > 1:
+            numba.set_num_threads(self.threads)  # per calling thread
+            select, expand = mcts.select_leaves_parallel, mcts.expand_and_backup_parallel
         for start in range(0, len(gids), cap):
             chunk = gids[start:start + cap]
-            n = mcts.select_leaves(self.tree, self.games, self.gum, self.zob, chunk, self.targets, self.params,
-                                   self.N, self.H, self.move_cap, self.batch)
+            n = select(self.tree, self.games, self.gum, self.zob, chunk, self.targets, self.params,
+                       self.N, self.H, self.move_cap, self.batch)
             if n:
                 logits, values = evaluate(self.batch[:n])
-                mcts.expand_and_backup(self.tree, self.games, self.zob, chunk, self.params, self.N,
-                                       np.ascontiguousarray(logits, np.float32),
-                                       np.ascontiguousarray(values, np.float32))
+                expand(self.tree, self.games, self.zob, chunk, self.params, self.N,
+                       np.ascontiguousarray(logits, np.float32), np.ascontiguousarray(values, np.float32))
                 evaluated += n
         return evaluated
 

@@ -56,6 +56,9 @@ class SelfPlayConfig:
     resign_max_share: float = 0.5
     """A new game may resign only while fewer than this share of the last ``RESIGN_WINDOW``
     finished games were resigned: the rest are played out, so endgames stay in the data."""
+    search_threads: int = 1
+    """Threads of the compiled search over the games (``Forest``); 0: every core this process
+    may use. The same games for a fixed seed whatever the number."""
     search: SearchConfig = field(default_factory=SearchConfig)
 
     @property
@@ -152,7 +155,7 @@ class SelfPlayRunner:
         mcts.seed_noise(seed % 2**32)
         G = config.parallel_games
         self.forest = Forest(G, config.board_size, self.search, config.komi, config.move_cap,
-                             batch_size=min(config.batch_size, G))
+                             batch_size=min(config.batch_size, G), threads=config.search_threads)
         self.gids = np.arange(G)
         self.games = [self._new_game(g) for g in range(G)]
         for g in range(G):
