@@ -21,7 +21,7 @@ from azgo_core.search import Forest, SearchConfig, search_threads, uniform_evalu
 from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
 from azgo_core.verify import check_record
 
-pytestmark = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
+needs_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
 
 
 def planes_evaluator(size, history=8):
@@ -65,6 +65,7 @@ def play_forest(threads, algorithm, size=7, games=10, batch_size=4, moves=6, see
     return out, evaluate.seen
 
 
+@needs_threads
 @pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
 def test_two_threads_search_the_same_trees_as_one(algorithm):
     one, batches_one = play_forest(1, algorithm)
@@ -75,6 +76,7 @@ def test_two_threads_search_the_same_trees_as_one(algorithm):
     assert any(np.any(noise) for *_, noise in one)  # noise was drawn, and drawn alike
 
 
+@needs_threads
 @pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
 def test_two_threads_play_the_same_selfplay_games_and_records_pass_the_checks(algorithm):
     search = SearchConfig(algorithm=algorithm, visits=10, cheap_visits=4, full_search_prob=0.5)
@@ -93,6 +95,7 @@ def test_two_threads_play_the_same_selfplay_games_and_records_pass_the_checks(al
     assert encode_batch(two) == encode_batch(one)  # moves, visits, values, results: byte for byte
 
 
+@needs_threads
 def test_a_full_arena_is_reported_by_the_parallel_kernels_too():
     forest = Forest(2, 5, SearchConfig(visits=4, cheap_visits=4), max_visits=4, threads=2)
     for g in range(2):
@@ -108,3 +111,12 @@ def test_thread_counts_resolve_within_numbas_pool():
     assert search_threads(10_000) == numba.config.NUMBA_NUM_THREADS
     with pytest.raises(ValueError):
         search_threads(-1)
+
+
+def test_the_setting_reaches_the_runner():
+    from azgo_core.config import ConfigError, load_settings
+
+    assert load_settings(None).selfplay_config().search_threads == 1  # CPU workers share the cores
+    assert load_settings(None, self_play={"search_threads": 0}).selfplay_config().search_threads == 0
+    with pytest.raises(ConfigError, match="self_play.search_threads"):
+        load_settings(None, self_play={"search_threads": -1})

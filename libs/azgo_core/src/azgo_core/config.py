@@ -117,6 +117,10 @@ class SelfPlay(_Section):
     """torch device for the network: auto (cuda when present, else cpu), cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
     """CPU threads for torch in a worker."""
+    search_threads: int = Field(1, ge=0, le=256)
+    """Threads of the compiled search over a worker's games (the same games for a fixed seed);
+    0: every core the worker may use. 1 on CPU workers, which share the host's cores; on a GPU
+    host 0 (or the cores per worker), so the search keeps up with the network."""
     data_dir: str = "data/selfplay"
     """Where workers keep their outbox of unacknowledged batches (one folder per worker id)."""
 
@@ -396,6 +400,7 @@ class Settings(BaseSettings):
 
         return SelfPlayConfig(board_size=self.board.size, komi=self.board.komi,
                               parallel_games=self.self_play.parallel_games, batch_size=self.self_play.batch_size,
+                              search_threads=self.self_play.search_threads,
                               resign_max_share=self.search.resign_max_share, search=self.search_config())
 
     def train_config(self) -> TrainConfig:
