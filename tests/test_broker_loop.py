@@ -64,8 +64,16 @@ def replies(sock, n: int) -> list[P.Message]:
     return out
 
 
+def introduce(broker: Broker, sock, worker_id: str) -> None:
+    """Say hello as ``worker_id`` on ``sock``: only then may it submit batches."""
+    send(sock, P.Hello(worker_id=worker_id, board_size=broker.settings.board.size), rid=99)
+    serve(broker, 1)
+    assert isinstance(replies(sock, 1)[0], P.Welcome)
+
+
 def test_one_fsync_acks_every_batch_of_a_round(loop, monkeypatch):
     broker, sock = loop
+    introduce(broker, sock, "gc-w")
     games = play_games(broker.settings, 1, "gc-w")
     for i in range(5):
         send(sock, *batch(f"gc{i}", "gc-w", games), rid=10 + i)
@@ -93,6 +101,7 @@ def test_one_fsync_acks_every_batch_of_a_round(loop, monkeypatch):
 
 def test_storage_failure_is_reported_and_nothing_is_stored(loop, monkeypatch):
     broker, sock = loop
+    introduce(broker, sock, "st-w")
     games = play_games(broker.settings, 1, "st-w")
     msg, blobs = batch("disk-full", "st-w", games)
 

@@ -210,6 +210,7 @@ def test_bad_batches_are_refused_by_reason_and_counted(broker):
 
 def test_batches_are_stored_once_and_served_as_samples(broker):
     client = broker.client()
+    client.request(P.Hello(worker_id="store-w", board_size=5))
     games = play_games(broker.settings, 3, "store-w")
     msg, blobs = batch("store-b1", "store-w", games)
     first = client.request(msg, blobs).message
@@ -330,6 +331,30 @@ def test_silent_worker_goes_offline_then_back_with_hello(broker):
 # --- restarts -------------------------------------------------------------------------------
 
 
+def test_only_the_connection_that_said_hello_submits_as_that_worker(broker):
+    honest, other = broker.client(), broker.client()
+    honest.request(P.Hello(worker_id="id-w", board_size=5))
+    games = play_games(broker.settings, 2, "id-w")
+
+    def stored(batch_id: str) -> bool:
+        return honest.request(*batch(batch_id, "id-w", games)).message.duplicate  # a resend tells
+
+    assert not stored("id-b1") and stored("id-b1")
+    # another connection posing as id-w, and an id that never said hello: refused, nothing stored
+    with pytest.raises(RemoteError, match="unknown_worker: worker 'id-w' said hello on another connection"):
+        other.request(*batch("id-b2", "id-w", games))
+    with pytest.raises(RemoteError, match="unknown_worker: worker 'ghost' has not said hello"):
+        other.request(*batch("id-b3", "ghost", play_games(broker.settings, 1, "ghost")))
+    assert not stored("id-b2")  # first stored now, by its owner
+    # a hello moves the id to the connection that said it
+    other.request(P.Hello(worker_id="id-w", board_size=5))
+    assert isinstance(other.request(*batch("id-b5", "id-w", games)).message, P.BatchAck)
+    with pytest.raises(RemoteError, match="said hello on another connection"):
+        honest.request(*batch("id-b6", "id-w", games))
+    honest.close()
+    other.close()
+
+
 def test_duplicates_stay_duplicates_across_a_restart_and_sigterm_exits_0(tmp_path):
     config = tiny_config(tmp_path)
     settings = tiny_settings(config)
@@ -337,6 +362,7 @@ def test_duplicates_stay_duplicates_across_a_restart_and_sigterm_exits_0(tmp_pat
     client = BrokerClient(router_endpoint(config), timeout=TIMEOUT)
     try:
         client.request(*publish(settings, 0))
+        client.request(P.Hello(worker_id="rs-w", board_size=settings.board.size))
         games = play_games(settings, 4, "rs-w")
         msg, blobs = batch("rs-b1", "rs-w", games)
         assert client.request(msg, blobs).message.duplicate is False
@@ -349,7 +375,10 @@ def test_duplicates_stay_duplicates_across_a_restart_and_sigterm_exits_0(tmp_pat
 
     service = start(config, tmp_path, tag="broker-2")
     try:
-        ack = client.request(msg, blobs).message  # a worker's outbox resends after the restart
+        with pytest.raises(RemoteError, match="unknown_worker"):  # a worker's outbox resends after the restart
+            client.request(msg, blobs)  # to a broker that has forgotten it...
+        client.request(P.Hello(worker_id="rs-w", board_size=settings.board.size))  # ...so it says hello again
+        ack = client.request(msg, blobs).message
         assert ack.duplicate is True and ack.seq == 0
         totals = get_json(http_url(config, "/status"))["totals"]
         assert (totals["batches"], totals["games"]) == (1, 4)
@@ -367,6 +396,7 @@ def test_acked_batches_survive_sigkill(tmp_path):
     service = start(config, tmp_path)
     client = BrokerClient(router_endpoint(config), timeout=TIMEOUT)
     client.request(*publish(settings, 0))
+    client.request(P.Hello(worker_id="kill-w", board_size=settings.board.size))
     games = play_games(settings, 2, "kill-w")
     sent = {}
     for i in range(40):  # in flight together: many land in one group commit
@@ -383,6 +413,7 @@ def test_acked_batches_survive_sigkill(tmp_path):
     service = start(config, tmp_path, tag="broker-2")
     try:
         client.connect()
+        client.request(P.Hello(worker_id="kill-w", board_size=settings.board.size))  # the new broker knows no one
         for msg, blobs in sent.values():
             ack = client.request(msg, blobs).message
             assert ack.duplicate or msg.batch_id not in acked, f"acked batch {msg.batch_id} was lost"

@@ -53,7 +53,7 @@ class RequestHandlers:
             return P.Error(code=P.ErrorCode.BAD_MESSAGE,
                            message=f"hello for board size {msg.board_size}, this broker runs {size}x{size}"), []
         known = self.workers.get(msg.worker_id) is not None
-        _, evicted = self.workers.hello(msg, time.monotonic(), time.time())
+        _, evicted = self.workers.hello(msg, time.monotonic(), time.time(), peer=identity)
         if evicted is not None:  # the table is full (made-up ids?): the least recently seen leaves it
             self.metrics.forget_worker(evicted.worker_id)
             self.log_limited.warning("worker evicted", "worker table full (%d): forgot %s, the least recently seen",
@@ -97,7 +97,16 @@ class RequestHandlers:
         return P.ModelData(model=info), [data]
 
     def handle_submit(self, msg: P.SubmitBatch, blobs: list[bytes], identity: bytes) -> Reply:
-        """Validate and append a game batch; its ack waits for the round's fsync. A known batch id is acked again."""
+        """Validate and append a game batch; its ack waits for the round's fsync. A known batch id is acked again.
+
+        Only the connection that said hello as ``msg.worker_id`` may submit as it: a batch under an id
+        that never said hello, or from another connection, is refused ``UNKNOWN_WORKER`` (an honest
+        worker, after a broker restart or a reconnect, says hello again and resends)."""
+        worker = self.workers.get(msg.worker_id)
+        if worker is None or worker.peer != identity:
+            why = "has not said hello to this broker" if worker is None else "said hello on another connection"
+            return P.Error(code=P.ErrorCode.UNKNOWN_WORKER,
+                           message=f"worker {msg.worker_id!r} {why}: say hello (again) on this connection"), []
         seq = self.store.seq_of(msg.batch_id)
         if seq is not None:
             self.count_duplicate(msg)

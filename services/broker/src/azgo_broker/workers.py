@@ -12,6 +12,8 @@ recently (an Offline one first, as those are the least recent), so hellos from a
 made-up ids cannot grow the broker's memory; nor can one entry (its text is cut to
 ``MAX_FIELD``/``MAX_ERROR`` characters, it remembers ``MAX_SYNCED`` generations). An evicted
 worker that is in fact alive is told ``UNKNOWN_WORKER`` on its next heartbeat and says hello again.
+A worker is bound to the connection (ZeroMQ routing id) that said hello: only that connection
+may submit batches under its id (``handlers.handle_submit``).
 
 Times: ``last_seen`` is ``time.monotonic()``; nothing here reads a clock itself.
 """
@@ -60,6 +62,8 @@ class Worker:
     """Unix time of the worker's first hello to this broker."""
     synced: set[int] = field(default_factory=set)
     """Generations this worker has reported playing with."""
+    peer: bytes = b""
+    """The ZeroMQ routing id of the connection that said hello: only it may submit batches as this worker."""
 
     def row(self, now: float) -> dict:
         """The worker as a /status row."""
@@ -85,8 +89,9 @@ class WorkerRegistry:
     def get(self, worker_id: str) -> Worker | None:
         return self.workers.get(worker_id)
 
-    def hello(self, msg: Hello, now: float, wall: float) -> tuple[Worker, Worker | None]:
-        """Register (or re-register) a worker: Syncing until its first heartbeat, its old figures forgotten.
+    def hello(self, msg: Hello, now: float, wall: float, peer: bytes = b"") -> tuple[Worker, Worker | None]:
+        """Register (or re-register) a worker: Syncing until its first heartbeat, its old figures forgotten,
+        bound to the connection ``peer`` that said hello (a later hello moves it).
 
         Returns (the worker, the worker evicted to make room or None). ``now`` is monotonic time, ``wall`` unix time.
         """
@@ -97,7 +102,7 @@ class WorkerRegistry:
         worker = Worker(worker_id=msg.worker_id, role=msg.role, host=msg.host[:MAX_FIELD], gpu=msg.gpu[:MAX_FIELD],
                         code_version=msg.code_version[:MAX_FIELD], pid=msg.pid,
                         parallel_games=msg.parallel_games, first_seen=now, last_seen=now,
-                        joined=old.joined if old else wall, synced=old.synced if old else set())
+                        joined=old.joined if old else wall, synced=old.synced if old else set(), peer=peer)
         self.workers[msg.worker_id] = worker
         return worker, evicted
 
