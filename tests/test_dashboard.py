@@ -109,7 +109,10 @@ def test_dashboard_in_a_browser(tmp_path):
         elo = wait_for(lambda: (e := get_json(url + "/api/elo"))["generations"] and e, T, "a rated generation in /api/elo")
         assert {a["player"] for a in elo["anchors"]} == {"random", "gnugo-l0"}
         games = wait_for(lambda: get_json(url + "/api/games?limit=5"), T, "stored games in /api/games")
-        assert 1 <= len(games) <= 5 and all(g["moves"] > 0 for g in games)
+        selfplay = [g for g in games if g["kind"] == "selfplay"]
+        assert 1 <= len(selfplay) <= 5 and all(g["moves"] > 0 for g in selfplay)
+        evaluation = [g for g in games if g["kind"] == "evaluation"]  # from the evaluator's data dir, this host's
+        assert 1 <= len(evaluation) <= 5 and all((tmp_path / "evaluator" / "sgf" / g["sgf"]).exists() for g in evaluation)
         models = get_json(url + "/api/models")
         newest = models["generations"][0]
         with urllib.request.urlopen(url + newest["url"], timeout=10) as r:
@@ -117,7 +120,8 @@ def test_dashboard_in_a_browser(tmp_path):
         series = wait_for(lambda: (s := get_json(url + "/api/series?points=50"))["recorded"] >= 2 and s, T, "two rows")
         assert len(series["rows"]) <= 50 and series["columns"][0] == "t"
         for bad in ("/models/../broker.lock", "/models/999999.safetensors", "/static/../server.py",
-                    "/api/game?seq=-5&index=0", "/nothing"):
+                    "/api/game?seq=-5&index=0", "/api/game?sgf=../results.jsonl", "/api/game.sgf?sgf=../../azgo.yaml",
+                    "/nothing"):
             assert status_code(url + bad) == 404, bad
         assert status_code(url + "/api/game?seq=x&index=0") == 400
         assert "key" not in get_text(url + "/status").lower().replace("keys_dir", "")
@@ -149,6 +153,14 @@ def test_dashboard_in_a_browser(tmp_path):
             driver.find_element(By.ID, "next").click()
         assert drawn() == expected
         assert driver.find_element(By.ID, "sgf").get_attribute("href").endswith(game["sgf_url"])
+
+        # an evaluation game (the evaluator's SGF file, replayed here by sgfmill) the same way
+        row = driver.find_element(By.CSS_SELECTOR, '#games tr[data-kind="evaluation"]')
+        row.click()
+        name = row.get_attribute("data-game").removeprefix("eval:")
+        wait_for(lambda: driver.execute_script("return window.azgo.game.sgf") == name, 10, "the evaluation game loaded")
+        expected = sgfmill_final_stones((tmp_path / "evaluator" / "sgf" / name).read_text())
+        assert drawn() == expected
 
         # a killed worker turns Offline within the liveness window (plus a poll of the page)
         workers["sp-2"].kill()

@@ -11,11 +11,14 @@ The page at ``/`` (``web/index.html``) polls ``/status`` and these read-only end
                               newest always kept), total}
     /api/models?limit=100    {current, total, generations: [{generation, id, sha256, size, published, url}]}
                              newest first; a file downloads from /models/<id>.safetensors
-    /api/games?limit=20      the newest self-play games in the store: [{seq, index, worker_id,
-                              generation, moves, result, received}]
-    /api/game?seq=S&index=I  one of them for the board: {board_size, komi, moves: [flat], captures:
-                              [[flat]] per move, final: [0 empty/1 black/2 white] * N*N, result, ...}
-    /api/game.sgf?seq=S&index=I   the same game as SGF (FF[4])
+    /api/games?limit=20      the newest self-play games in the store, then the newest evaluation
+                              games: [{kind: selfplay, seq, index, worker_id, generation, moves,
+                              result, received} | {kind: evaluation, sgf, black, white, moves,
+                              result, received}]
+    /api/game?seq=S&index=I  a self-play game for the board: {board_size, komi, moves: [flat],
+                              captures: [[flat]] per move, final: [0 empty/1 black/2 white] * N*N, ...}
+    /api/game?sgf=NAME       an evaluation game, the same way
+    /api/game.sgf?seq=S&index=I or ?sgf=NAME   the game as SGF (FF[4])
 
 Threads: the loop thread owns ``Dashboard`` and calls ``record`` between rounds; every
 ``RECORD_SECONDS`` it appends one row and publishes an immutable ``View`` (tuples, frozen
@@ -23,13 +26,17 @@ entries) that the HTTP thread reads without a lock. Reading a game opens the seg
 itself (``store.read_committed``): committed records never change, so the loop's descriptors
 and index are never touched, and at most ``RECENT_BATCHES`` of the newest batches can be read.
 
-Evaluation games are not here: the evaluator keeps them as SGF files in its own data dir,
-which the broker does not see (another container in compose).
+Evaluation games are read from the evaluator's data dir (``evaluation.data_dir``: the same
+folder under ``make run``, its volume mounted read-only into the broker in compose), from the
+last ``EVAL_TAIL_BYTES`` of results.jsonl and its sgf/ files; without that dir there are none.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -44,6 +51,9 @@ RECORD_SECONDS = 2.0  # one row of the series every this many seconds (doubles w
 MAX_ROWS = 4096  # rows kept: at this size every other row is dropped and the interval doubles
 RECENT_BATCHES = 64  # the newest batches whose games the page can list, replay and download (one read each)
 MAX_POINTS = 2000  # the most points any endpoint returns, whatever ?points says
+EVAL_TAIL_BYTES = 64 << 10  # the end of the evaluator's results.jsonl read for its newest games
+MAX_SGF_BYTES = 1 << 20  # an evaluation game's SGF file larger than this is not read
+SGF_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}\.sgf$")
 COLUMNS = ("t", "games", "positions", "games_per_s", "positions_per_s", "bytes_in_per_s", "sync_s", "learner_step",
            "loss_policy", "loss_value", "loss_total", "samples_per_position", "black_win_share", "resigned_share",
            "mean_moves", "workers_active")
@@ -77,6 +87,7 @@ class View:
     recent: tuple[Entry, ...] = ()
     store_dir: str = ""
     models_dir: str = ""
+    evaluation_dir: str = ""
 
 
 @dataclass
@@ -85,6 +96,7 @@ class Dashboard:
 
     store_dir: str
     models_dir: str
+    evaluation_dir: str = ""
     rows: list[tuple] = field(default_factory=list)
     every_s: float = RECORD_SECONDS
     ratings: dict[int, dict] = field(default_factory=dict)
@@ -141,7 +153,7 @@ class Dashboard:
             rows=tuple(self.rows), every_s=self.every_s, anchor=self.anchor, anchors=self.anchors,
             ratings=tuple(self.ratings[g] for g in sorted(self.ratings)), models=model_rows,
             recent=tuple(recent[-RECENT_BATCHES:]) if recent is not None else old.recent,
-            store_dir=self.store_dir, models_dir=self.models_dir,
+            store_dir=self.store_dir, models_dir=self.models_dir, evaluation_dir=self.evaluation_dir,
         )
 
 
@@ -186,7 +198,11 @@ def _batch(view: View, seq: int):
 
 
 def games(view: View, limit: int) -> list[dict]:
-    """The newest ``limit`` games (newest first), from the newest batches."""
+    """The newest ``limit`` self-play games (newest first, from the newest batches), then the newest evaluation games."""
+    return selfplay_games(view, limit) + evaluation_games(view, limit)
+
+
+def selfplay_games(view: View, limit: int) -> list[dict]:
     out: list[dict] = []
     for entry in reversed(view.recent):
         if len(out) >= limit:
@@ -194,11 +210,79 @@ def games(view: View, limit: int) -> list[dict]:
         _, records = _batch(view, entry.seq)
         for index in reversed(range(len(records))):
             r = records[index]
-            out.append({"seq": entry.seq, "index": index, "worker_id": r.worker_id, "generation": r.model_generation,
+            out.append({"kind": "selfplay", "seq": entry.seq, "index": index, "worker_id": r.worker_id,
+                        "generation": r.model_generation,
                         "moves": r.num_moves, "result": r.result_string(), "received": entry.received})
             if len(out) >= limit:
                 break
     return out
+
+
+def evaluation_games(view: View, limit: int) -> list[dict]:
+    """The newest ``limit`` evaluation games in the evaluator's results.jsonl (newest first); none without it."""
+    if not view.evaluation_dir:
+        return []
+    try:
+        with open(os.path.join(view.evaluation_dir, "results.jsonl"), "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - EVAL_TAIL_BYTES))
+            tail = f.read(EVAL_TAIL_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in reversed(tail.splitlines()[1:] if size > EVAL_TAIL_BYTES else tail.splitlines()):
+        try:
+            row = json.loads(line)
+            name = os.path.basename(str(row["sgf"]))
+        except (ValueError, KeyError, TypeError):  # a line cut by the tail or a crash
+            continue
+        if SGF_NAME.match(name):
+            out.append({"kind": "evaluation", "sgf": name, "black": str(row.get("black")), "white": str(row.get("white")),
+                        "moves": row.get("moves"), "result": str(row.get("result")), "received": row.get("time")})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _evaluation_sgf(view: View, name: str) -> str:
+    if not (view.evaluation_dir and SGF_NAME.match(name)):
+        raise NotFound(f"no evaluation game {name[:80]!r}: try /api/games")
+    path = os.path.join(view.evaluation_dir, "sgf", name)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SGF_BYTES + 1)
+    except OSError:
+        raise NotFound(f"no evaluation game {name!r}") from None
+    if len(data) > MAX_SGF_BYTES:
+        raise ValueError(f"evaluation game {name!r} is over {MAX_SGF_BYTES} bytes")
+    return data.decode("utf-8", errors="replace")
+
+
+def _replay(size: int, komi: float, moves: list[int]) -> tuple[list[list[int]], list[int]]:
+    """(points captured by each move, final stones) by azgo_core's rules."""
+    pos = Position(size, komi, move_cap=max(len(moves), 1))
+    captures = []
+    for move in moves:
+        before = pos.stones()
+        pos.play(move)
+        after = pos.stones()
+        captures.append([p for p in range(len(before)) if before[p] and not after[p]])
+    return captures, pos.stones().tolist()
+
+
+def evaluation_game(view: View, name: str) -> dict:
+    """An evaluation game for the page's board (its SGF read by ``sgf.from_sgf_moves``)."""
+    text = _evaluation_sgf(view, name)
+    size, komi, moves, result = sgf.from_sgf_moves(text)
+    captures, final = _replay(size, komi, moves)
+    players = dict(re.findall(r"\b(PB|PW)\[([^\]]{0,80})\]", text))
+    return {"kind": "evaluation", "sgf": name, "board_size": size, "komi": komi, "result": result,
+            "black": players.get("PB", "?"), "white": players.get("PW", "?"), "moves": moves, "captures": captures,
+            "final": final, "sgf_url": f"/api/game.sgf?sgf={name}"}
+
+
+def evaluation_sgf(view: View, name: str) -> str:
+    return _evaluation_sgf(view, name)
 
 
 def _record(view: View, seq: int, index: int):
@@ -211,16 +295,10 @@ def _record(view: View, seq: int, index: int):
 def game(view: View, seq: int, index: int) -> dict:
     """A game for the page's board: its moves and, per move, the points it captured (the rules are azgo_core's)."""
     r = _record(view, seq, index)
-    pos = Position(r.board_size, r.komi, move_cap=max(r.num_moves, 1))
-    captures = []
-    for move in r.moves.tolist():
-        before = pos.stones()
-        pos.play(move)
-        after = pos.stones()
-        captures.append([p for p in range(len(before)) if before[p] and not after[p]])
-    return {"seq": seq, "index": index, "board_size": r.board_size, "komi": r.komi, "result": r.result_string(),
-            "generation": r.model_generation, "worker_id": r.worker_id, "moves": r.moves.tolist(),
-            "captures": captures, "final": pos.stones().tolist(),
+    captures, final = _replay(r.board_size, r.komi, r.moves.tolist())
+    return {"kind": "selfplay", "seq": seq, "index": index, "board_size": r.board_size, "komi": r.komi,
+            "result": r.result_string(), "generation": r.model_generation, "worker_id": r.worker_id,
+            "moves": r.moves.tolist(), "captures": captures, "final": final,
             "sgf_url": f"/api/game.sgf?seq={seq}&index={index}"}
 
 

@@ -89,8 +89,14 @@ def route(path: str, query_string: str, view: D.View) -> Reply | None:
             return _json(D.models(view, _int(query, "limit", 100)))
         if path == "/api/games":
             return _json(D.games(view, max(1, min(_int(query, "limit", 20), 200))))
+        if path == "/api/game" and "sgf" in query:
+            return _json(D.evaluation_game(view, query["sgf"][0]))
         if path == "/api/game":
             return _json(D.game(view, _int(query, "seq"), _int(query, "index")))
+        if path == "/api/game.sgf" and "sgf" in query:
+            name = query["sgf"][0]
+            return Reply(200, D.evaluation_sgf(view, name).encode(), "application/x-go-sgf",
+                         {"Content-Disposition": f'attachment; filename="{name}"'})
         if path == "/api/game.sgf":
             seq, index = _int(query, "seq"), _int(query, "index")
             return Reply(200, D.game_sgf(view, seq, index).encode(), "application/x-go-sgf",

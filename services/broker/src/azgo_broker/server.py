@@ -79,7 +79,8 @@ class Broker(RequestHandlers):
         self.learner_at = 0.0
         self.evaluation: dict | None = None  # the evaluator's last EvalReport, for /status
         self.evaluation_at = 0.0
-        self.dashboard = Dashboard(str(self.store.dir), str(self.models.dir))  # the web page's history and view
+        # the web page's history and view; evaluation games from the evaluator's data dir when this host sees it
+        self.dashboard = Dashboard(str(self.store.dir), str(self.models.dir), str(settings.evaluation.data_dir))
         self.round: list[PendingAck] = []
         self.handlers = {
             P.Hello: self.handle_hello, P.Heartbeat: self.handle_heartbeat, P.GetModel: self.handle_get_model,

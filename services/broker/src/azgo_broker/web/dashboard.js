@@ -125,27 +125,35 @@ async function pollElo() {
 }
 
 // --- games and the board --------------------------------------------------------------------
+// a game's key and query: self-play games by store batch and index, evaluation games by SGF file name
+const gameKey = (g) => g.kind === "evaluation" ? `eval:${g.sgf}` : `${g.seq}/${g.index}`;
+const gameQuery = (g) => g.kind === "evaluation" ? `sgf=${encodeURIComponent(g.sgf)}` : `seq=${g.seq}&index=${g.index}`;
+
 async function pollGames() {
-  const games = await getJSON("/api/games?limit=20");
+  const games = await getJSON("/api/games?limit=12");
   const rows = games.map((g) => {
-    const key = `${g.seq}/${g.index}`;
-    const tr = el("tr", { "data-game": key }, el("td", {}, key), el("td", {}, g.worker_id), el("td", {}, genId(g.generation)),
-      el("td", { class: "num" }, g.moves), el("td", {}, g.result));
-    if (azgo.game && `${azgo.game.seq}/${azgo.game.index}` === key) tr.classList.add("selected");
-    tr.addEventListener("click", () => loadGame(g.seq, g.index));
+    const key = gameKey(g);
+    const label = g.kind === "evaluation" ? `${g.black} – ${g.white}` : `batch ${g.seq} #${g.index}`;
+    const who = g.kind === "evaluation" ? "evaluation" : `${g.worker_id} · gen ${genId(g.generation)}`;
+    const tr = el("tr", { "data-game": key, "data-kind": g.kind }, el("td", {}, g.kind === "evaluation" ? "eval" : "self-play"),
+      el("td", {}, label), el("td", {}, who), el("td", { class: "num" }, g.moves), el("td", {}, g.result));
+    if (azgo.game && gameKey(azgo.game) === key) tr.classList.add("selected");
+    tr.addEventListener("click", () => loadGame(g));
     return tr;
   });
   $("#games tbody").replaceChildren(...rows);
-  if (!azgo.game && games.length) await loadGame(games[0].seq, games[0].index);
+  if (!azgo.game && games.length) await loadGame(games[0]);
 }
 
-async function loadGame(seq, index) {
-  const g = await getJSON(`/api/game?seq=${seq}&index=${index}`);
+async function loadGame(ref) {
+  const g = await getJSON(`/api/game?${gameQuery(ref)}`);
   azgo.game = g;
-  $("#game-title").textContent = `batch ${seq} game ${index} · gen ${genId(g.generation)} · ${g.worker_id} · ${g.result}`;
+  $("#game-title").textContent = g.kind === "evaluation"
+    ? `evaluation · ${g.black} (B) – ${g.white} (W) · ${g.result}`
+    : `batch ${g.seq} game ${g.index} · gen ${genId(g.generation)} · ${g.worker_id} · ${g.result}`;
   $("#sgf").href = g.sgf_url;
-  $("#sgf").setAttribute("download", `azgo-${seq}-${index}.sgf`);
-  for (const tr of document.querySelectorAll("#games tbody tr")) tr.classList.toggle("selected", tr.dataset.game === `${seq}/${index}`);
+  $("#sgf").setAttribute("download", g.kind === "evaluation" ? g.sgf : `azgo-${g.seq}-${g.index}.sgf`);
+  for (const tr of document.querySelectorAll("#games tbody tr")) tr.classList.toggle("selected", tr.dataset.game === gameKey(g));
   const slider = $("#slider");
   slider.max = String(g.moves.length);
   showMove(g.moves.length);
