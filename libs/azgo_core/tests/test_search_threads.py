@@ -1,7 +1,7 @@
 """Search over several threads (``Forest(threads=...)``, ``SelfPlayConfig.search_threads``):
 the parallel kernels give the trees, batches and noise of the sequential ones.
 
-Random draws stay equal too: numba's generator is per thread, so the parallel kernels draw
+Random draws stay equal too: numba's generator is per thread, so the threaded step draws
 Dirichlet and Gumbel noise on the calling thread, in the sequential kernels' order; the tests
 therefore run with noise on.
 """
@@ -9,19 +9,18 @@ therefore run with noise on.
 from __future__ import annotations
 
 import os
+import threading
+import time
 
-import numba
 import numpy as np
 import pytest
 
-from azgo_core import mcts
+from azgo_core import chunkpool, mcts
 from azgo_core.batchcheck import scan_batch
 from azgo_core.records import encode_batch
 from azgo_core.search import Forest, SearchConfig, search_threads, uniform_evaluator
 from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
 from azgo_core.verify import check_record
-
-needs_threads = pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="numba has a single thread here")
 
 
 def planes_evaluator(size, history=8):
@@ -65,20 +64,36 @@ def play_forest(threads, algorithm, size=7, games=10, batch_size=4, moves=6, see
     return out, evaluate.seen
 
 
-@needs_threads
+@pytest.fixture
+def threads_seen(monkeypatch):
+    """Make every chunk of descents and expansions linger 1 ms (GIL released) so the helper
+    thread surely takes some, even on a busy host; collects the threads that ran them."""
+    seen = set()
+    for name in ("select_chunk", "expand_chunk"):
+        kernel = getattr(mcts, name)
+
+        def slow(*args, kernel=kernel):
+            kernel(*args)
+            seen.add(threading.get_ident())
+            time.sleep(0.001)
+
+        monkeypatch.setattr(mcts, name, slow)
+    return seen
+
+
 @pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
-def test_two_threads_search_the_same_trees_as_one(algorithm):
+def test_two_threads_search_the_same_trees_as_one(algorithm, threads_seen):
     one, batches_one = play_forest(1, algorithm)
     two, batches_two = play_forest(2, algorithm)
+    assert len(threads_seen) == 2
     assert two == one
     assert len(batches_two) == len(batches_one)
     assert all(np.array_equal(a, b) for a, b in zip(batches_one, batches_two))
     assert any(np.any(noise) for *_, noise in one)  # noise was drawn, and drawn alike
 
 
-@needs_threads
 @pytest.mark.parametrize("algorithm", ["puct", "gumbel"])
-def test_two_threads_play_the_same_selfplay_games_and_records_pass_the_checks(algorithm):
+def test_two_threads_play_the_same_selfplay_games_and_records_pass_the_checks(algorithm, threads_seen):
     search = SearchConfig(algorithm=algorithm, visits=10, cheap_visits=4, full_search_prob=0.5)
 
     def games(threads):
@@ -89,13 +104,13 @@ def test_two_threads_play_the_same_selfplay_games_and_records_pass_the_checks(al
         return runner.play(6)
 
     one, two = games(1), games(2)
+    assert len(threads_seen) == 2
     for r in two:
         check_record(r)
     assert scan_batch(encode_batch(two), 5, 10, 1 << 20) is not None  # the broker's batch scan
     assert encode_batch(two) == encode_batch(one)  # moves, visits, values, results: byte for byte
 
 
-@needs_threads
 def test_a_full_arena_is_reported_by_the_parallel_kernels_too():
     forest = Forest(2, 5, SearchConfig(visits=4, cheap_visits=4), max_visits=4, threads=2)
     for g in range(2):
@@ -105,10 +120,30 @@ def test_a_full_arena_is_reported_by_the_parallel_kernels_too():
         forest.search(np.arange(2), uniform_evaluator)
 
 
-def test_thread_counts_resolve_within_numbas_pool():
-    assert search_threads(1) == 1
-    assert search_threads(0) == min(len(os.sched_getaffinity(0)), numba.config.NUMBA_NUM_THREADS)
-    assert search_threads(10_000) == numba.config.NUMBA_NUM_THREADS
+def test_the_pool_runs_every_chunk_once_and_hands_errors_back():
+    pool = chunkpool.pool(2)
+    runs = []
+
+    def fn(c):
+        runs.append((c, threading.get_ident()))
+        time.sleep(0.002)
+
+    pool.map(fn, 16)
+    assert sorted(c for c, _ in runs) == list(range(16))
+    assert len({t for _, t in runs}) == 2  # the caller and its helper
+
+    def boom(c):
+        if c == 5:
+            raise RuntimeError("chunk 5")
+
+    with pytest.raises(RuntimeError, match="chunk 5"):
+        pool.map(boom, 8)
+    pool.map(fn, 3)  # still usable
+
+
+def test_thread_counts_resolve():
+    assert search_threads(1) == 1 and search_threads(3) == 3
+    assert search_threads(0) == len(os.sched_getaffinity(0))
     with pytest.raises(ValueError):
         search_threads(-1)
 

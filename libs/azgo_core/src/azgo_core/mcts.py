@@ -5,12 +5,13 @@ to a leaf, writes the leaf's input planes into a shared batch, and after one net
 expands the leaves and backs their values up. Each tree stays sequential (no virtual loss)
 while the network sees one large batch: KataGo's way of batching across games.
 
-Over several cores (``select_leaves_parallel``, ``expand_and_backup_parallel``): a step's
-games are disjoint rows of every array, so their descents and expansions run on numba's
-threads (``prange``) with no locks. What couples them is fixed on the calling thread: each
-game's batch row (rows are packed in ``gids`` order after the descents; before the
-expansions a prefix count gives each pending game its row) and the random draws (numba keeps
-one generator per thread, so Dirichlet and Gumbel noise are drawn serially in ``gids``
+Over several cores (``select_chunk``, ``expand_chunk``, driven by ``search.Forest``): a
+step's games are disjoint rows of every array, so chunks of them descend and expand on
+several threads without the GIL and with no locks. What couples them is fixed on the
+calling thread: each game's batch row (a game writes to its own row, then ``pack_rows``
+packs the pending ones in ``gids`` order; before the expansions ``pending_slots`` gives
+each pending game its row) and the random draws (numba keeps one generator per thread, so
+``draw_root_gumbel`` and ``finish_expansions`` draw Gumbel and Dirichlet noise in ``gids``
 order). One thread or several, a fixed seed gives the same trees, batches and games.
 
 Tree arrays (``tree`` tuple), per game ``g``:
@@ -64,7 +65,7 @@ arena does not keep.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import board as B
 from . import gumbel as GB
@@ -261,33 +262,34 @@ def _draw_root_gumbel(tree, games, gum, g, target, params, N, move_cap):
         GB._prepare(tree, gum, g, root, target, int(params[MAX_CONSIDERED]))
 
 
-@njit(cache=True, parallel=True)
-def select_leaves_parallel(tree, games, gum, zob, gids, targets, params, N, H, move_cap, batch):
-    """``select_leaves`` with the games' descents on numba's threads (``numba.set_num_threads``).
-
-    Every game owns its arrays, so descents of different games never touch the same memory;
-    game ``gids[gi]`` writes its planes to ``batch[gi]`` (so len(gids) <= B), and the rows of
-    games with a pending leaf are then packed to the front in ``gids`` order: the batch, the
-    tree and the random numbers are those of ``select_leaves``. Random draws happen on the
-    calling thread only (numba's generator is per thread): Gumbel noise before the loop.
-    """
-    n = gids.shape[0]
-    if n > batch.shape[0]:
-        raise ValueError("select_leaves_parallel: more games than batch rows")
+@njit(cache=True)
+def draw_root_gumbel(tree, games, gum, gids, targets, params, N, move_cap):
+    """Before ``select_chunk`` on other threads: draw, in ``gids`` order on this thread, the
+    Gumbel noise that ``select_leaves`` would draw during its descents."""
     if params[ALGORITHM] == GUMBEL:
-        for gi in range(n):
+        for gi in range(gids.shape[0]):
             _draw_root_gumbel(tree, games, gum, gids[gi], targets[gids[gi]], params, N, move_cap)
-    status = np.zeros(n, np.int32)
-    for gi in prange(n):
-        g = gids[gi]
-        status[gi] = _descend(tree, games, gum, zob, g, targets[g], params, N, H, move_cap, batch[gi])
+
+
+@njit(cache=True, nogil=True)
+def select_chunk(tree, games, gum, zob, gids, targets, params, N, H, move_cap, rows, status):
+    """The descents of ``gids``, without the GIL: game ``gids[i]`` writes its leaf's planes to
+    ``rows[i]`` and its ``_descend`` result to ``status[i]``."""
+    for i in range(gids.shape[0]):
+        status[i] = _descend(tree, games, gum, zob, gids[i], targets[gids[i]], params, N, H, move_cap, rows[i])
+
+
+@njit(cache=True)
+def pack_rows(status, batch):
+    """After every ``select_chunk``: move the rows of games with a pending leaf to the front
+    of ``batch``, in ``gids`` order (the rows of ``select_leaves``); returns their number."""
     slots = 0
-    for gi in range(n):
-        if status[gi] < 0:
+    for i in range(status.shape[0]):
+        if status[i] < 0:
             raise IndexError("search tree arena is full: more visits than the forest was sized for")
-        if status[gi] == 1:
-            if slots != gi:
-                batch[slots] = batch[gi]
+        if status[i] == 1:
+            if slots != i:
+                batch[slots] = batch[i]
             slots += 1
     return slots
 
@@ -379,30 +381,36 @@ def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
 
 
 @njit(cache=True)
-def _expand_own_mask(tree, games, zob, g, params, N, logits, value):
-    """``_expand`` with a mask of its own (one per game: no scratch shared between threads)."""
-    return _expand(tree, games, zob, g, params, N, logits, value, np.empty(N * N + 1, dtype=np.bool_))
-
-
-@njit(cache=True, parallel=True)
-def expand_and_backup_parallel(tree, games, zob, gids, params, N, logits, values):
-    """``expand_and_backup`` with the games on numba's threads: each game's batch row is
-    fixed first (the pending games in ``gids`` order), Dirichlet noise is drawn afterwards on
-    the calling thread in ``gids`` order, the same numbers as the sequential kernel."""
+def pending_slots(tree, gids, slot_of):
+    """Before ``expand_chunk``: each game's batch row (the pending ones in ``gids`` order, -1
+    for the others) into ``slot_of``; returns the number of rows."""
     info = tree[9]
-    n = gids.shape[0]
-    slot_of = np.full(n, -1, np.int64)
     slots = 0
-    for gi in range(n):
+    for gi in range(gids.shape[0]):
+        slot_of[gi] = -1
         if info[gids[gi], PENDING] >= 0:
             slot_of[gi] = slots
             slots += 1
-    status = np.zeros(n, np.int32)
-    for gi in prange(n):
-        s = slot_of[gi]
-        if s >= 0:
-            status[gi] = _expand_own_mask(tree, games, zob, gids[gi], params, N, logits[s], values[s])
-    for gi in range(n):
+    return slots
+
+
+@njit(cache=True, nogil=True)
+def expand_chunk(tree, games, zob, gids, params, N, logits, values, slot_of, status):
+    """The expansions and backups of ``gids``, without the GIL: game ``gids[i]`` takes row
+    ``slot_of[i]`` of ``logits``/``values`` (none if -1); its ``_expand`` result to ``status[i]``."""
+    mask = np.empty(N * N + 1, dtype=np.bool_)
+    for i in range(gids.shape[0]):
+        status[i] = 0
+        if slot_of[i] >= 0:
+            status[i] = _expand(tree, games, zob, gids[i], params, N, logits[slot_of[i]], values[slot_of[i]], mask)
+
+
+@njit(cache=True)
+def finish_expansions(tree, gids, params, status):
+    """After every ``expand_chunk``: Dirichlet noise where due, drawn on this thread in ``gids``
+    order as ``expand_and_backup`` draws it."""
+    info = tree[9]
+    for gi in range(gids.shape[0]):
         if status[gi] < 0:
             raise IndexError("search tree arena is full: more visits than the forest was sized for")
         if status[gi] == 1:

@@ -19,11 +19,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-import numba
 import numpy as np
 
 from . import board as B
-from . import coords, gumbel, mcts
+from . import chunkpool, coords, gumbel, mcts
 from .features import num_planes
 from .position import Position, zobrist
 
@@ -133,20 +132,10 @@ class SearchConfig:
 
 
 def search_threads(asked: int) -> int:
-    """Threads of a forest's compiled kernels: ``asked``, 0 meaning every core this process may
-    use, at most numba's pool (``NUMBA_NUM_THREADS``, the machine's cores by default). Above 1,
-    numba's threading layer becomes workqueue unless one was chosen (NUMBA_THREADING_LAYER)."""
+    """Threads of a forest's compiled kernels: ``asked``, 0 meaning every core this process may use."""
     if asked < 0:
         raise ValueError(f"search threads must be >= 0, got {asked}")
-    n = max(1, min(asked or len(os.sched_getaffinity(0)), numba.config.NUMBA_NUM_THREADS))
-    if n > 1 and numba.config.THREADING_LAYER == "default":
-        # numba fixes its layer at the first parallel launch. Its default here is OpenMP, whose
-        # threads spin at every barrier: on a host whose cores other processes share (two
-        # workers, the learner, the evaluator) a step then waits for a descheduled spinner and
-        # runs ~10x slower than on one thread. The workqueue layer sleeps instead; this search
-        # launches from one thread only, which is all workqueue supports.
-        numba.config.THREADING_LAYER = "workqueue"
-    return n
+    return asked or len(os.sched_getaffinity(0))
 
 
 def uniform_evaluator(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +148,8 @@ def uniform_evaluator(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class Forest:
     """Trees, boards and histories of ``games`` games of one board size, in compiled arrays.
 
-    ``threads`` > 1 runs a step's descents and expansions over the games on that many of
-    numba's threads (``mcts.select_leaves_parallel``): the same trees, batches and random
+    ``threads`` > 1 runs a step's descents and expansions over chunks of the games on that
+    many threads (``chunkpool``, ``mcts.select_chunk``): the same trees, batches and random
     draws as one thread, for a fixed seed (``search_threads``: 0 = every usable core)."""
 
     def __init__(self, games: int, size: int, config: SearchConfig, komi: float = 7.5,
@@ -168,6 +157,7 @@ class Forest:
                  threads: int = 1):
         self.G = games
         self.threads = search_threads(threads)
+        self.pool = chunkpool.pool(self.threads) if self.threads > 1 else None
         self.N = size
         self.config = config
         self.komi = komi
@@ -273,20 +263,54 @@ class Forest:
         """One batched step over ``gids`` (at most one leaf each); returns leaves evaluated."""
         evaluated = 0
         cap = self.batch.shape[0]
-        select, expand = mcts.select_leaves, mcts.expand_and_backup
-        if self.threads > 1:
-            numba.set_num_threads(self.threads)  # per calling thread
-            select, expand = mcts.select_leaves_parallel, mcts.expand_and_backup_parallel
         for start in range(0, len(gids), cap):
             chunk = gids[start:start + cap]
-            n = select(self.tree, self.games, self.gum, self.zob, chunk, self.targets, self.params,
-                       self.N, self.H, self.move_cap, self.batch)
+            if self.threads > 1:
+                evaluated += self._step_threads(chunk, evaluate)
+                continue
+            n = mcts.select_leaves(self.tree, self.games, self.gum, self.zob, chunk, self.targets, self.params,
+                                   self.N, self.H, self.move_cap, self.batch)
             if n:
                 logits, values = evaluate(self.batch[:n])
-                expand(self.tree, self.games, self.zob, chunk, self.params, self.N,
-                       np.ascontiguousarray(logits, np.float32), np.ascontiguousarray(values, np.float32))
+                mcts.expand_and_backup(self.tree, self.games, self.zob, chunk, self.params, self.N,
+                                       np.ascontiguousarray(logits, np.float32),
+                                       np.ascontiguousarray(values, np.float32))
                 evaluated += n
         return evaluated
+
+    def _step_threads(self, gids: np.ndarray, evaluate: Evaluator) -> int:
+        """``step`` over at most a batch of games, their descents and expansions in chunks on
+        ``self.threads`` threads (``chunkpool``); batch rows and noise as on one thread (``mcts``)."""
+        n = len(gids)
+        parts = min(n, 4 * self.threads)  # a few chunks per thread: descents differ in length
+        bounds = [n * c // parts for c in range(parts + 1)]
+        status = np.zeros(n, np.int32)
+        tree, games, params, N = self.tree, self.games, self.params, self.N
+
+        def select(c: int) -> None:
+            lo, hi = bounds[c], bounds[c + 1]
+            mcts.select_chunk(tree, games, self.gum, self.zob, gids[lo:hi], self.targets, params, N, self.H,
+                              self.move_cap, self.batch[lo:hi], status[lo:hi])
+
+        mcts.draw_root_gumbel(tree, games, self.gum, gids, self.targets, params, N, self.move_cap)
+        self.pool.map(select, parts)
+        rows = mcts.pack_rows(status, self.batch)
+        if not rows:
+            return 0
+        logits, values = evaluate(self.batch[:rows])
+        logits = np.ascontiguousarray(logits, np.float32)
+        values = np.ascontiguousarray(values, np.float32)
+        slot_of = np.empty(n, np.int64)
+        mcts.pending_slots(tree, gids, slot_of)
+
+        def expand(c: int) -> None:
+            lo, hi = bounds[c], bounds[c + 1]
+            mcts.expand_chunk(tree, games, self.zob, gids[lo:hi], params, N, logits, values, slot_of[lo:hi],
+                              status[lo:hi])
+
+        self.pool.map(expand, parts)
+        mcts.finish_expansions(tree, gids, params, status)
+        return rows
 
     def search(self, gids: np.ndarray, evaluate: Evaluator) -> int:
         """Run steps until every game in ``gids`` reaches its target; returns leaves evaluated."""
