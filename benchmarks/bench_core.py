@@ -6,6 +6,10 @@ Prints a table and writes JSON (default build/bench/core.json):
   legal_mask_per_s       full legal-move masks (positional superko included) along random games
   mcts_sims_per_s        leaf evaluations/s of the self-play runner, 64 games, stub evaluator
                          (uniform priors, value 0) that still receives the input planes
+  mcts_sims_per_s_1_thread, mcts_sims_per_s_2_threads
+                         the same runner with self_play.search_threads 1 and 2, measured in
+                         alternating slices of one run (a shared host's load hits both alike)
+  mcts_threads_speedup   their ratio; machine.load_average says how busy the host was
   nn_evals_per_s         the default network alone at the runner's batch size (64), 1 thread
   nn_evals_per_s_batch1  the same network one position at a time: the cost of not batching
   selfplay_sims_per_s    the runner with the real network, 64 games, 1 thread
@@ -144,16 +148,41 @@ def bench_board(seconds: float) -> dict:
             "random_game_length": float(lengths.mean())}
 
 
-def bench_runner(evaluate, seconds: float, games: int = 64) -> float:
-    """Leaf evaluations per second of a 64-game runner (default search settings)."""
+def make_runner(evaluate, games: int = 64, threads: int = 1):
+    """A warmed-up runner of ``games`` games (default search settings) on ``threads`` search threads."""
     from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
 
-    runner = SelfPlayRunner(SelfPlayConfig(board_size=SIZE, parallel_games=games, batch_size=games), evaluate, seed=3)
+    cfg = SelfPlayConfig(board_size=SIZE, parallel_games=games, batch_size=games, search_threads=threads)
+    runner = SelfPlayRunner(cfg, evaluate, seed=3)
     for _ in range(20):
         runner.step()
+    return runner
+
+
+def run_for(runner, seconds: float) -> tuple[float, float]:
+    """(leaf evaluations, elapsed seconds) of ``runner`` stepping for ``seconds``."""
     start_evals = runner.stats.nn_evals
     _, elapsed = timed(lambda: len(runner.step()), seconds)
-    return (runner.stats.nn_evals - start_evals) / elapsed
+    return runner.stats.nn_evals - start_evals, elapsed
+
+
+def bench_runner(evaluate, seconds: float, games: int = 64) -> float:
+    """Leaf evaluations per second of a 64-game runner (default search settings)."""
+    evals, elapsed = run_for(make_runner(evaluate, games), seconds)
+    return evals / elapsed
+
+
+def bench_search_threads(evaluate, seconds: float, slices: int = 8) -> dict:
+    """The runner on 1 and 2 search threads, in alternating slices of ``seconds`` in all each."""
+    runners = {1: make_runner(evaluate, threads=1), 2: make_runner(evaluate, threads=2)}
+    done = {1: [0.0, 0.0], 2: [0.0, 0.0]}
+    for _ in range(slices):
+        for threads, runner in runners.items():
+            evals, elapsed = run_for(runner, seconds / slices)
+            done[threads][0] += evals
+            done[threads][1] += elapsed
+    one, two = (done[t][0] / done[t][1] for t in (1, 2))
+    return {"mcts_sims_per_s_1_thread": one, "mcts_sims_per_s_2_threads": two, "mcts_threads_speedup": two / one}
 
 
 def bench_nn(seconds: float) -> dict:
@@ -180,7 +209,7 @@ def bench_nn(seconds: float) -> dict:
 
 
 TARGETS = {"board_play_per_s": 5_000_000, "legal_mask_per_s": 1_000_000, "mcts_sims_per_s": 150_000,
-           "selfplay_vs_nn_bound": 0.85}
+           "mcts_threads_speedup": 1.8, "selfplay_vs_nn_bound": 0.85}
 
 
 def main() -> None:
@@ -197,23 +226,29 @@ def main() -> None:
     results: dict = {}
     results.update(bench_board(args.seconds))
     results["mcts_sims_per_s"] = bench_runner(uniform_evaluator, args.seconds)
+    load_before = os.getloadavg()[0]
+    results.update(bench_search_threads(uniform_evaluator, args.seconds))
+    load = (load_before, os.getloadavg()[0])
     results.update(bench_nn(args.seconds))
     results["selfplay_vs_nn_bound"] = results["selfplay_sims_per_s"] / results["nn_evals_per_s"]
     results["batching_speedup"] = results["nn_evals_per_s"] / results["nn_evals_per_s_batch1"]
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch_threads": 1,
-                          "board_size": SIZE, "parallel_games": 64, "seconds_per_figure": args.seconds}
+                          "board_size": SIZE, "parallel_games": 64, "seconds_per_figure": args.seconds,
+                          "load_average": load}
 
-    print(f"{'figure':<24}{'measured':>16}{'target':>14}  ok")
+    print(f"{'figure':<28}{'measured':>16}{'target':>14}  ok")
     for key, value in results.items():
         if key == "machine":
             continue
         target = TARGETS.get(key)
         ok = "" if target is None else ("yes" if value >= target else "NO")
         shown = f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
-        print(f"{key:<24}{shown:>16}{'' if target is None else f'{target:,}':>14}  {ok}")
+        print(f"{key:<28}{shown:>16}{'' if target is None else f'{target:,}':>14}  {ok}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"1-minute load average {load[0]:.2f} before the thread figures, {load[1]:.2f} after, on "
+          f"{os.cpu_count()} cpus")
     print(f"wrote {out}")
 
 
