@@ -140,11 +140,16 @@ def test_dashboard_in_a_browser(tmp_path):
         wait_for(elo_points, T, "two generations on the Elo chart, as many as /api/elo rates")
         assert driver.find_elements(By.CSS_SELECTOR, "#chart-elo canvas")
 
-        # the page opens the newest game at its last move; its stones are the record's final position
-        game = wait_for(lambda: driver.execute_script("return window.azgo.game"), T, "a game on the board")
+        # the page opens a game by itself; the newest one (its SGF fetched first: the tiny run soon pushes a game
+        # out of the newest 64 batches) opens at its last move, the record's final position
+        wait_for(lambda: driver.execute_script("return window.azgo.game"), T, "a game on the board")
+        ref = next(g for g in get_json(url + "/api/games?limit=1") if g["kind"] == "selfplay")
+        sgf_text = get_text(url + f"/api/game.sgf?seq={ref['seq']}&index={ref['index']}")
+        driver.execute_script("loadGame(arguments[0])", ref)
+        game = wait_for(lambda: (g := driver.execute_script("return window.azgo.game")).get("seq") == ref["seq"]
+                        and g["index"] == ref["index"] and g, 30, "the newest self-play game on the board")
         drawn = lambda: {int(c.get_attribute("data-point")): c.get_attribute("class").split()[1][0]  # noqa: E731
                          for c in driver.find_elements(By.CSS_SELECTOR, "#board circle.stone")}
-        sgf_text = get_text(url + game["sgf_url"])
         expected = sgfmill_final_stones(sgf_text)
         assert expected and drawn() == expected
         driver.find_element(By.ID, "first").click()
@@ -155,9 +160,12 @@ def test_dashboard_in_a_browser(tmp_path):
         assert driver.find_element(By.ID, "sgf").get_attribute("href").endswith(game["sgf_url"])
 
         # an evaluation game (the evaluator's SGF file, replayed here by sgfmill) the same way
-        row = driver.find_element(By.CSS_SELECTOR, '#games tr[data-kind="evaluation"]')
-        row.click()
-        name = row.get_attribute("data-game").removeprefix("eval:")
+        def click_evaluation_row():  # retried: the table is redrawn every 10 s (a stale row raises)
+            row = driver.find_element(By.CSS_SELECTOR, '#games tr[data-kind="evaluation"]')
+            name = row.get_attribute("data-game").removeprefix("eval:")
+            row.click()
+            return name
+        name = wait_for(click_evaluation_row, 30, "an evaluation game's row clicked")
         wait_for(lambda: driver.execute_script("return window.azgo.game.sgf") == name, 10, "the evaluation game loaded")
         expected = sgfmill_final_stones((tmp_path / "evaluator" / "sgf" / name).read_text())
         assert drawn() == expected
