@@ -81,6 +81,7 @@ def broker(tmp_path_factory):
         wait_for(lambda: get_text(http_url(config, "/healthz")) == "ok\n", 60, "the broker's /healthz")
         client = BrokerClient(router_endpoint(config), timeout=TIMEOUT)
         client.request(*publish(settings, 0))
+        client.request(P.Hello(worker_id=WORKER, board_size=settings.board.size))
         records = play_games(settings, 2, WORKER)
         msg, blobs = batch("fuzz-stored", WORKER, records)
         ack = client.request(msg, blobs).message

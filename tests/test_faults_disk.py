@@ -178,6 +178,7 @@ def test_damaged_store_is_repaired_at_start_with_the_segment_and_offset_logged(t
         assert c.status()["totals"]["batches"] == len(kept)
         with BrokerClient(settings.router_endpoint(), timeout=T) as client:
             client.request(*publish(settings, 0))
+            client.request(P.Hello(worker_id="w9", board_size=settings.board.size))  # a new broker knows no one
             reply = client.request(P.GetSamples(after=-1, window=10**9, max_bytes=64 << 20))
             assert [s.seq for s in reply.message.batches] == [0, 1, 3, 4] and len(reply.blobs) == 4
             for batch_id in kept:  # what survived is known: a resend is a duplicate

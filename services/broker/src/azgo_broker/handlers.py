@@ -99,14 +99,13 @@ class RequestHandlers:
     def handle_submit(self, msg: P.SubmitBatch, blobs: list[bytes], identity: bytes) -> Reply:
         """Validate and append a game batch; its ack waits for the round's fsync. A known batch id is acked again.
 
-        Only the connection that said hello as ``msg.worker_id`` may submit as it: a batch under an id
-        that never said hello, or from another connection, is refused ``UNKNOWN_WORKER`` (an honest
-        worker, after a broker restart or a reconnect, says hello again and resends)."""
-        worker = self.workers.get(msg.worker_id)
-        if worker is None or worker.peer != identity:
-            why = "has not said hello to this broker" if worker is None else "said hello on another connection"
-            return P.Error(code=P.ErrorCode.UNKNOWN_WORKER,
-                           message=f"worker {msg.worker_id!r} {why}: say hello (again) on this connection"), []
+        Only the connection that said hello as ``msg.worker_id`` may submit as it (``foreign``): a batch
+        under an id that never said hello is refused ``UNKNOWN_WORKER`` at once; one from another
+        connection is checked like any batch (so what is wrong with it is named first) and, if sound,
+        refused ``UNKNOWN_WORKER`` instead of stored. An honest worker, after a broker restart or a
+        reconnect, says hello again and resends."""
+        if self.workers.get(msg.worker_id) is None:
+            return self.foreign(msg.worker_id, identity), []
         seq = self.store.seq_of(msg.batch_id)
         if seq is not None:
             self.count_duplicate(msg)
@@ -127,6 +126,16 @@ class RequestHandlers:
         self.checker.submit(CheckJob(identity, msg, blobs[0], slot=self.reserve(identity)))
         return None
 
+    def foreign(self, worker_id: str, identity: bytes) -> P.Error | None:
+        """The refusal of a batch under ``worker_id`` from connection ``identity``, None when that
+        connection said hello as it."""
+        worker = self.workers.get(worker_id)
+        if worker is not None and worker.peer == identity:
+            return None
+        why = "has not said hello to this broker" if worker is None else "said hello on another connection"
+        return P.Error(code=P.ErrorCode.UNKNOWN_WORKER,
+                       message=f"worker {worker_id!r} {why}: say hello (again) on this connection")
+
     def finish_checks(self, wait: float = 0.0) -> None:
         """Store the batches whose check has passed (acked by ``commit_round``), refuse the others; with
         ``wait`` (seconds: closing, tests), until no batch is under check or the time is up."""
@@ -140,6 +149,12 @@ class RequestHandlers:
         for job in self.checker.done():
             msg = job.msg
             copies = self.checking.pop(msg.batch_id, [])
+            foreign = self.foreign(msg.worker_id, job.identity) if job.error is None else None
+            if foreign is not None:  # sound, but not from the connection that said hello as its worker
+                for identity, rid, slot in [(job.identity, msg.rid, job.slot), *copies]:
+                    self.refuse(identity, foreign.model_copy(update={"rid": rid}), f"submit_batch from {msg.worker_id}",
+                                slot=slot)
+                continue
             if job.error is not None:
                 error = P.error(job.error.code, f"batch {msg.batch_id}: {job.error.reason}")
                 for identity, rid, slot in [(job.identity, msg.rid, job.slot), *copies]:
