@@ -51,7 +51,7 @@ function drawStatus(s) {
     card("games stored", t.games), card("positions stored", t.positions),
     card("games/s", fmt(r.games_per_s)), card("positions/s", fmt(r.positions_per_s, 1)),
     card("network in", bytes(t.bytes_in)), card("store", bytes(t.store_bytes)),
-    card("batches rejected", t.rejected),
+    card("requests refused", t.rejected),  // every refusal (azgo_batches_rejected_total), not only batches
   ];
   if (learner) cards.push(card("learner step", learner.step), card("loss", fmt(learner.loss_total, 3)));
   const latest = s.ratings && s.ratings.latest;
