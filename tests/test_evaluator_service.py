@@ -50,6 +50,10 @@ def niceness(pid: int) -> int:
     return int(stat[stat.rindex(")") + 2:].split()[16])  # field 19 of proc(5)
 
 
+def autogroup_nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/autogroup").read_text().split()[-1])  # "/autogroup-123 nice 10"
+
+
 def test_evaluator_rates_new_generations_and_reports_them(tmp_path):
     data = tmp_path / "evaluator"
     config = tiny_config(tmp_path, evaluation={
@@ -63,9 +67,10 @@ def test_evaluator_rates_new_generations_and_reports_them(tmp_path):
     try:
         wait_for(lambda: get_text(http_url(config, "/healthz")) == "ok\n", TIMEOUT, "the broker's /healthz")
         client.request(*publish(settings, 0))
-        evaluator = Service("evaluator", config, log_dir=tmp_path)
+        evaluator = Service("evaluator", config, log_dir=tmp_path, prefix=("setsid",))  # its own session, as make run
         wait_for(lambda: [e["generation"] for e in evaluations(data)] == [0], TIMEOUT, "generation 0 evaluated")
         assert niceness(evaluator.pid) == settings.evaluation.nice == 10  # it yields the CPU to self-play
+        assert autogroup_nice(evaluator.pid) == 10  # also against other sessions' processes (make run's children)
         client.request(*publish(settings, 1))
         wait_for(lambda: [e["generation"] for e in evaluations(data)] == [0, 1], TIMEOUT, "generation 1 evaluated")
         elo = wait_for(lambda: (e := elo_samples(config)) and "000001" in e and e, 10, "azgo_elo of generation 1")

@@ -13,6 +13,24 @@ from .evaluator import Evaluator
 log = logging.getLogger("azgo.evaluator")
 
 
+def yield_cpu(nice: int) -> None:
+    """Run at ``nice`` (GNU Go inherits it) so that self-play and training get the CPU first.
+
+    Linux's autogroups make a niceness count only among the processes of one session: a
+    service that leads its own session (``make run`` starts each so) would still get a whole
+    group's share. Such a leader also sets its session group's nice (``/proc/self/autogroup``);
+    a process inside someone else's session (a shell) leaves that group alone.
+    """
+    os.nice(nice)
+    if os.getsid(0) != os.getpid():
+        return
+    try:
+        with open("/proc/self/autogroup", "w", encoding="ascii") as f:
+            f.write(str(nice))
+    except OSError as e:  # no autogroups in this kernel, or not allowed: the plain niceness stays
+        log.info("session group nice not set (%s): the niceness counts within the session only", e)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser("azgo-evaluator", "Play every new generation against earlier ones, GNU Go and a random player; "
                                  "fit Elo ratings and report them to the broker.")
@@ -23,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # after the config check: a bad config answers without loading torch
 
     torch.set_num_threads(settings.evaluation.threads)
-    os.nice(settings.evaluation.nice)  # self-play and training first; GNU Go inherits it
+    yield_cpu(settings.evaluation.nice)
     return Evaluator(settings, StopFlag(), evaluator_id=args.id).run()
 
 
