@@ -25,6 +25,11 @@ Figures (build/bench/broker.json, and a summary on stdout): ``batches_per_s``, `
 waits in a full window before it is sent is not in it), ``samples_served_per_s`` (positions in
 the Samples replies the reader got), the broker's CPU per batch, the machine and its load
 average. Targets (2 cores): 1,000 batches/s, p99 ack under 50 ms, 50,000 positions/s served.
+
+The whole run is made once per ``--validators`` count (``broker.validation_threads``: threads
+that decode and check batches beside the poll loop, default 1 then 2); the top-level figures
+are the first run's, and ``batches_per_s_1_validator``, ``batches_per_s_2_validators``, ... are
+each run's capacity (closed-loop) rate, ``broker_cpu_ms_per_batch_N_validators`` its CPU per batch.
 ``--profile FILE`` runs the broker under cProfile and prints where its time went.
 """
 
@@ -263,12 +268,12 @@ def publish_generation_0(settings, endpoint: str) -> None:
         raise SystemExit(f"publishing generation 0 failed: {reply!r}")
 
 
-def run(args, settings, tmp: Path) -> dict:
-    """Start the broker and the load processes, run the phases; the raw results."""
+def run(args, settings, tmp: Path, validators: int = 1) -> dict:
+    """Start the broker (``validators`` checking threads) and the load processes, run the phases; the raw results."""
     router, pub, http = free_ports(3)
     config = {"board": {"size": args.board, "komi": settings.board.komi},
               "broker": {"router_port": router, "pub_port": pub, "http_port": http, "data_dir": str(tmp / "broker"),
-                         "fsync": not args.no_fsync}}
+                         "fsync": not args.no_fsync, "validation_threads": validators}}
     (tmp / "azgo.yaml").write_text(yaml.safe_dump(config))
     endpoint = f"tcp://127.0.0.1:{router}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AZGO_")}
@@ -384,7 +389,8 @@ def report(args, raw: dict, pool: list, started: dict) -> dict:
            "samples_served_per_s": rate["samples_served_per_s"] >= TARGETS["samples_served_per_s"]}
     lengths = np.array([r.num_moves for r in pool])
     return {
-        **{k: rate[k] for k in ("batches_per_s", "games_per_s", "ack_p50_ms", "ack_p99_ms", "samples_served_per_s")},
+        **{k: rate[k] for k in ("batches_per_s", "games_per_s", "ack_p50_ms", "ack_p99_ms", "samples_served_per_s",
+                                "broker_cpu_ms_per_batch")},
         "targets": {k: {"target": v, "value": rate[k], "met": met[k],
                         "ratio": round(rate[k] / v, 3) if rate[k] is not None else None} for k, v in TARGETS.items()},
         "rate_phase": {"offered_batches_per_s": args.rate, **rate},
@@ -405,6 +411,21 @@ def report(args, raw: dict, pool: list, started: dict) -> dict:
     }
 
 
+def validator_key(n: int) -> str:
+    return f"{n}_validator" if n == 1 else f"{n}_validators"
+
+
+def by_validators(args, raws: dict[int, dict]) -> dict:
+    """Each run's closed-loop rate (the rate phase's when there is no capacity phase) and CPU per batch."""
+    out = {}
+    for n, raw in raws.items():
+        phases = [phase_figures(raw, args.games, i) for i in range(len(raw["measured"]))]
+        phase = phases[-1]
+        out[f"batches_per_s_{validator_key(n)}"] = phase["batches_per_s"]
+        out[f"broker_cpu_ms_per_batch_{validator_key(n)}"] = phase["broker_cpu_ms_per_batch"]
+    return out
+
+
 def print_summary(r: dict) -> None:
     g, m = r["games"], r["machine"]
     print(f"games: {g['board_size']}x{g['board_size']}, {g['games_per_batch']} per batch, {g['mean_game_moves']} moves "
@@ -421,6 +442,9 @@ def print_summary(r: dict) -> None:
               f"{'met' if t['met'] else 'MISSED'}")
     if r["broker"]["errors"]:
         print(f"  errors: {r['broker']['errors']}")
+    for n in r["validators"]:
+        print(f"  {n} validation thread(s): {r['batches_per_s_' + validator_key(n)]} batches/s as fast as acked, "
+              f"broker CPU {r['broker_cpu_ms_per_batch_' + validator_key(n)]} ms per batch")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -438,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the pool's games (0)")
     ap.add_argument("--cache", default=str(CACHE), help="where the pool of games is kept (build/bench)")
     ap.add_argument("--reader-idle", type=float, default=0.05, help="the reader's pause after a reply without more (0.05 s)")
+    ap.add_argument("--validators", default="1,2",
+                    help="broker.validation_threads of each run, comma-separated (1,2: the run is made twice)")
     ap.add_argument("--no-fsync", action="store_true", help="broker.fsync off (only to see what the fsync costs)")
     ap.add_argument("--data-parent", help="where the broker's temp data dir goes (default: the system temp dir)")
     ap.add_argument("--profile", metavar="FILE", help="run the broker under cProfile, its stats to FILE (slows it)")
@@ -462,9 +488,15 @@ def main(argv: list[str] | None = None) -> int:
 
     if scan_batch(worker_batch(pool, 0, args.games)[0], args.board, max(args.games, 1), 64 << 20) is None:
         raise SystemExit("the pool's games do not pass the broker's batch check")
-    with tempfile.TemporaryDirectory(prefix="azgo-bench-broker-", dir=args.data_parent) as tmp:
-        raw = run(args, settings, Path(tmp))
-    result = report(args, raw, pool, started)
+    counts = [int(n) for n in args.validators.split(",") if n.strip()]
+    if not counts or min(counts) < 1:
+        raise SystemExit(f"--validators: counts of at least 1, comma-separated, got {args.validators!r}")
+    raws = {}
+    for n in counts:
+        with tempfile.TemporaryDirectory(prefix="azgo-bench-broker-", dir=args.data_parent) as tmp:
+            raws[n] = run(args, settings, Path(tmp), validators=n)
+    result = report(args, raws[counts[0]], pool, started)
+    result.update(validators=counts, **by_validators(args, raws))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

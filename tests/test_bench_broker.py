@@ -41,6 +41,11 @@ def test_bench_broker_runs_and_reports(tmp_path):
     assert stored["rejected"] == 0 and stored["duplicates"] == 0 and stored["games"] == 8 * stored["batches"]
     assert result["games"]["board_size"] == 5 and result["broker"]["fsync"] is True
     assert set(result["targets"]) == {"batches_per_s", "ack_p99_ms", "samples_served_per_s"}
+    # the run is made with 1 and then 2 validation threads (broker.validation_threads), each rate reported
+    assert result["validators"] == [1, 2] and result["broker_cpu_ms_per_batch"] == rate["broker_cpu_ms_per_batch"]
+    assert result["batches_per_s_1_validator"] == capacity["batches_per_s"] > 0
+    assert result["batches_per_s_2_validators"] > 0 and result["broker_cpu_ms_per_batch_2_validators"] > 0
+    assert "2 validation thread(s): " in done.stdout
     # the summary prints each target once, with the figure and the verdict of the JSON
     for k, t in result["targets"].items():
         below = k == "ack_p99_ms"

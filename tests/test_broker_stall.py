@@ -123,3 +123,51 @@ def test_a_slow_path_batch_does_not_delay_another_workers_heartbeat(broker):
     assert peak_rss(service.pid) - before < PEAK_GROWTH_MAX
     print(f"slow path: {len(blobs[0])} bytes refused; {len(answered_before)} requests answered meanwhile, "
           f"slowest {max(w for _, w, _ in events) * 1000:.0f} ms")
+
+
+def test_validation_threads_check_batches_at_once_and_hand_them_back_in_order():
+    """``broker.validation_threads`` = 2: the second batch is checked while the first one's check
+    still runs (with one thread the first check would wait for it in vain), yet the verdicts
+    reach the loop in submission order, the store's and each peer's order."""
+    import threading
+
+    import zmq
+
+    from azgo_broker.checking import BatchChecker, CheckJob
+    from azgo_broker.validate import BatchRules, check_batch
+
+    settings = tiny_settings()
+    rules = BatchRules(settings.board.size, settings.board.komi, 100, 1 << 20)
+    records = play_games(settings, 2, "w")
+    second_checked = threading.Event()
+
+    def check(msg, blob, rules, published):
+        if msg.batch_id == "first" and not second_checked.wait(TIMEOUT):
+            raise AssertionError("the second batch was not checked while the first one was")
+        try:
+            check_batch(msg, blob, rules, published)
+        finally:
+            if msg.batch_id == "second":
+                second_checked.set()
+
+    context = zmq.Context()
+    checker = BatchChecker(context, rules, {0}, threads=2, check=check)
+    try:
+        assert len(checker.threads) == 2
+        good = batch("first", "w", records)
+        bad = batch("second", "w", records, games=3)  # the header lies about the number of games
+        for msg, blobs in (good, bad):
+            checker.submit(CheckJob(b"peer", msg, blobs[0]))
+        done = []
+        deadline = time.monotonic() + TIMEOUT
+        while len(done) < 2 and time.monotonic() < deadline:
+            checker.wake.poll(1000)
+            done += checker.done()
+        assert [job.msg.batch_id for job in done] == ["first", "second"]
+        assert done[0].error is None and "header says 3 games" in done[1].error.reason
+        assert checker.backlog_bytes == 0
+    finally:
+        checker.close()
+        context.term()
+    with pytest.raises(ValueError, match="at least one thread"):
+        BatchChecker(zmq.Context.instance(), rules, {0}, threads=0)

@@ -216,6 +216,10 @@ class Broker(_Section):
     """Largest accepted batch, compressed or not (and its decompressed size)."""
     max_batch_games: int = Field(10_000, ge=1)
     """Most games in one batch."""
+    validation_threads: int = Field(1, ge=1, le=64)
+    """Threads that decode and check incoming batches beside the poll loop (the compiled replay
+    releases the GIL); acks keep arrival order and still wait for the fsync. Raise it on a broker
+    host with cores to spare and many workers."""
     status_interval: float = Field(1.0, gt=0)
     """Seconds between rewrites of status.txt and the status snapshot."""
     fsync: bool = True

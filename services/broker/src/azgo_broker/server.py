@@ -3,7 +3,7 @@
 Shape of the ZeroMQ guide's mdbroker: ``run`` polls the ROUTER, ``serve_round`` reads every
 request already waiting (up to ``ROUND_MAX``) and hands each to its ``handle_*`` method, then
 commits the round: the game batches it accepted are fsynced together (group commit) and only
-then acknowledged. A batch is checked beside the loop (``checking.BatchChecker``, a thread),
+then acknowledged. A batch is checked beside the loop (``checking.BatchChecker``, a pool of threads),
 so a slow check never delays a heartbeat; the loop polls the checker's wake-up socket too and
 stores, fsyncs and acks what passed (``finish_checks``, ``commit_round``). ``tick`` runs
 between rounds: liveness (``purge_workers``), the /status snapshot and status.txt
@@ -93,7 +93,7 @@ class Broker(RequestHandlers):
         self.auth = (Authenticator(self.context, authorized_dir(settings), settings.security.reload_interval)
                      if self.curve else None)
         self.router, self.pub = self._bind_sockets()
-        self.checker = BatchChecker(self.context, self.rules, self.models)  # batch checks beside the loop
+        self.checker = BatchChecker(self.context, self.rules, self.models, threads=b.validation_threads)  # beside the loop
         self.checking: dict[str, list[tuple[bytes, int]]] = {}  # batch id under check -> later copies (identity, rid)
         self.held: dict[bytes, collections.deque[list]] = {}  # peer -> its replies in request order, from its
         # oldest batch under check on ([message, blobs], message None while the check runs): see ``reserve``
