@@ -10,10 +10,10 @@ import pytest
 from procs import tiny_config
 
 from azgo_core.config import load_settings
-from azgo_core.model import AZNet, ModelFileError, serialize_model
+from azgo_core.model import AZNet, ModelFileError, resolve_device, serialize_model
 from azgo_core.protocol import ModelInfo
 from azgo_selfplay.identity import MAX_WORKER_ID_LEN, WorkerIdInUse, claim_worker_dir, resolve_worker_id, sanitize_worker_id
-from azgo_selfplay.models import resolve_device, verify_model
+from azgo_selfplay.models import verify_model
 from azgo_selfplay.outbox import Batch
 from azgo_selfplay.rates import RateWindow
 from azgo_selfplay.worker import SelfPlayWorker

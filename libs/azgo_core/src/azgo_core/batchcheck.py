@@ -34,7 +34,7 @@ from numba import njit
 from . import board as B
 from .coords import MAX_SIZE, MIN_SIZE
 from .position import zobrist
-from .records import _GAME_KEYS, FORMAT_VERSION, LZ4_MAGIC, MAX_STR_LEN, MAX_VISITS, decompressed_limit
+from .records import FORMAT_VERSION, GAME_KEYS, LZ4_MAGIC, MAX_STR_LEN, MAX_VISITS, decompressed_limit
 from .records import RULES as RULE_NAMES
 
 OK = 0
@@ -42,7 +42,7 @@ OK = 0
 MOVES, OFFSETS, VMOVES, VCOUNTS, FULL, VALUES, WID, RULES, CV = range(9)
 T_, K_, SIZE, KOMI, WINNER, SCORE, RESIGNED, GEN, SEED = range(9, 18)
 _KEYS = ("m", "o", "vm", "vc", "f", "q", "wid", "r", "cv", "t", "K", "n", "k", "w", "s", "x", "gen", "seed")
-assert frozenset(_KEYS) == _GAME_KEYS, "batchcheck reads every key of the records wire format"
+assert frozenset(_KEYS) == GAME_KEYS, "batchcheck reads every key of the records wire format"
 _KEY_BYTES = np.frombuffer(b"".join(k.encode() for k in _KEYS), dtype=np.uint8)
 _KEY_STARTS = np.cumsum([0] + [len(k) for k in _KEYS]).astype(np.int64)
 assert len(RULE_NAMES) == 1, "the compiled check knows one rules string"

@@ -25,6 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .coords import MAX_SIZE, MIN_SIZE
+
 if TYPE_CHECKING:  # the views below import these lazily: reading a config needs no torch or numba
     from .model import NetConfig
     from .search import SearchConfig
@@ -49,7 +51,9 @@ class _Section(BaseModel):
 
 
 class Board(_Section):
-    size: int = Field(9, ge=5, le=19)
+    """The game: board size and komi (Tromp-Taylor rules: area scoring, positional superko)."""
+
+    size: int = Field(9, ge=MIN_SIZE, le=MAX_SIZE)
     """Board size N."""
     komi: float = Field(7.5, ge=-361, le=361, allow_inf_nan=False)
     """Komi given to white (area scoring; 7x7 is fair at 9)."""

@@ -55,17 +55,17 @@ corruption of a file on its own.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
 import os
 import struct
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import safetensors.torch
@@ -74,6 +74,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from azgo_core.coords import check_size
+from azgo_core.files import atomic_write
+
+if TYPE_CHECKING:  # the search owns the evaluator's type; importing it here would load the compiled kernels
+    from azgo_core.search import Evaluator
 
 FORMAT_TAG = "azgo-model"
 FORMAT_VERSION = 1
@@ -321,18 +325,56 @@ def count_parameters(net: nn.Module) -> int:
 
 # --------------------------------------------------------------------------- evaluator
 
-Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+def resolve_device(name: str) -> torch.device:
+    """A ``device`` setting (``self_play.device``, ``learner.device``): "auto" is cuda when a GPU is
+    visible, else cpu; anything else as given, refused when it names CUDA and torch sees none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return device
+
+
+def fold_batch_norm(net: AZNet) -> AZNet:
+    """A copy of ``net`` for inference, every batch norm folded into the convolution before it.
+
+    In eval mode BN(conv(x)) = conv'(x) with W' = W * s and b' = beta + (b - mean) * s, where
+    s = gamma / sqrt(var + eps) per output channel; the BN layers become identities. The same
+    function up to float rounding, one pass over each activation fewer.
+    """
+    net = copy.deepcopy(net).eval()
+
+    def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Module:
+        with torch.no_grad():
+            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [F]
+            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            conv.weight.mul_(s[:, None, None, None])
+            conv.bias = nn.Parameter(bn.bias + (bias - bn.running_mean) * s)
+        return nn.Identity()
+
+    net.stem[1] = fold(net.stem[0], net.stem[1])
+    for block in net.tower:
+        block.bn1 = fold(block.conv1, block.bn1)
+        block.bn2 = fold(block.conv2, block.bn2)
+        if isinstance(block, GlobalPoolingBlock):
+            block.pool_bn = fold(block.pool_conv, block.pool_bn)
+    net.policy_bn = fold(net.policy_conv, net.policy_bn)
+    net.value_bn = fold(net.value_conv, net.value_bn)
+    return net
 
 
 def make_evaluator(net: AZNet, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Evaluator:
     """Wrap ``net`` as ``evaluate(planes uint8 [B, C, N, N]) -> (logits f32 [B, N*N+1], value f32 [B])``.
 
-    Moves the net to ``device`` and puts it in eval mode (the evaluator owns it: pass a copy
-    if you keep training the original). ``dtype`` is the autocast dtype: default bf16 on CUDA
-    (with channels_last memory format), none (float32) on CPU.
+    Puts ``net`` in eval mode and runs a copy of it on ``device`` with the batch norms folded
+    into the convolutions (``fold_batch_norm``): later changes to ``net`` do not reach the
+    evaluator. ``dtype`` is the autocast dtype: default bf16 on CUDA (with channels_last memory
+    format), none (float32) on CPU.
     """
     device = torch.device(device)
-    net.to(device).eval()
+    net.eval()
+    net = fold_batch_norm(net).to(device)
     if dtype is None and device.type == "cuda":
         dtype = torch.bfloat16
     channels_last = device.type == "cuda"
@@ -405,15 +447,6 @@ def tensor_payload_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
     return _payload_digest(entries)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 hex digest of a whole file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def serialize_model(
     net: AZNet,
     *,
@@ -446,32 +479,6 @@ def serialize_model(
             raise TypeError(f"extra metadata must map str to str, got {key!r}: {value!r}")
         metadata[f"extra.{key}"] = value
     return safetensors.torch.save(tensors, metadata=metadata)
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so a crash leaves the old file or the new one, never a part.
-
-    Temp file in the same directory, fsync, rename over the target, fsync the directory.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def save_model(

@@ -172,11 +172,15 @@ class Position:
         return f"{'B' if s > 0 else 'W'}+{abs(s):g}"
 
     # --- network input ------------------------------------------------------------------
+    def recent_stones(self, history: int) -> np.ndarray:
+        """The last ``history`` boards, newest first: int8 [min(history, moves + 1), N*N] (a new array)."""
+        return np.stack(self._stones[::-1][:history])
+
     def planes(self, history: int = 8) -> np.ndarray:
         """Input planes uint8 [2*history+1, N, N] for the side to move (see ``features``)."""
         out = np.zeros((num_planes(history), self.size, self.size), dtype=np.uint8)
-        recent = self._stones[::-1][:history]
-        planes_from_history(np.stack(recent), len(recent), self.to_play, out)
+        recent = self.recent_stones(history)
+        planes_from_history(recent, len(recent), self.to_play, out)
         return out
 
     # --- text ---------------------------------------------------------------------------

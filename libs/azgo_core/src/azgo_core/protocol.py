@@ -36,6 +36,8 @@ from typing import Annotated, ClassVar, Literal
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from .coords import MAX_SIZE, MIN_SIZE
+
 PROTOCOL_VERSION = 1
 ANNOUNCE_TOPIC = b"model"
 MAX_HEADER_BYTES = 64 * 1024  # headers carry only control fields; blobs travel in their own frames
@@ -44,7 +46,10 @@ MAX_TEXT = 4096  # characters of a free-text field (an error message, a host nam
 MAX_QUOTE = 80  # characters of a peer's value quoted in an error message
 MAX_SAMPLES_BYTES = 64 << 20  # most bytes one Samples reply may be asked for
 
-Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=r"^[A-Za-z0-9_.:@-]+$")]
+ID_CHARS = "A-Za-z0-9_.:@-"
+"""The characters of an id (worker, batch, request), as a regex character class's body: the one
+home of the id pattern (outbox files, worker-id sanitizing and SGF names use it too)."""
+Id = Annotated[str, Field(min_length=1, max_length=MAX_ID_LEN, pattern=rf"^[{ID_CHARS}]+$")]
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 Count = Annotated[int, Field(ge=0, lt=2**63)]
@@ -102,7 +107,7 @@ class Hello(Message):
     gpu: Text = ""
     code_version: Text = ""
     pid: Count = 0
-    board_size: int = Field(ge=5, le=19)
+    board_size: int = Field(ge=MIN_SIZE, le=MAX_SIZE)
     parallel_games: int = Field(0, ge=0, le=4096)
     """Games a self-play worker plays at once (0: not a self-play worker, or not said)."""
 

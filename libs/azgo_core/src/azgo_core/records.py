@@ -107,7 +107,7 @@ _COUNT_KEYS = ("t", "K")
 _FIELD_OF = ({key: (name, "bin") for name, (key, *_) in _ARRAYS.items()}
              | {key: (name, types[0].__name__) for name, (key, types) in _SCALARS.items()}
              | {key: (f"count {key}", "int") for key in _COUNT_KEYS})
-_GAME_KEYS = frozenset(_COUNT_KEYS) | {k for k, *_ in _ARRAYS.values()} | {k for k, _ in _SCALARS.values()}
+GAME_KEYS = frozenset(_COUNT_KEYS) | {k for k, *_ in _ARRAYS.values()} | {k for k, _ in _SCALARS.values()}
 
 
 class RecordError(ValueError):
@@ -470,7 +470,7 @@ class _Reader:
 def _game_from_wire(game: object) -> GameRecord:
     if not isinstance(game, dict):
         raise RecordError(f"expected a map, got {type(game).__name__}")
-    missing, unknown = _GAME_KEYS - game.keys(), game.keys() - _GAME_KEYS
+    missing, unknown = GAME_KEYS - game.keys(), game.keys() - GAME_KEYS
     if missing or unknown:
         raise RecordError(f"missing keys {sorted(missing)}, unknown keys {sorted(unknown)}")
     for key in _COUNT_KEYS:

@@ -37,6 +37,8 @@ under 0.05% drop out (a mild form of KataGo's policy target pruning), which keep
 entries per move near the number of plausible moves; the counts read like those of a
 1000-playout search and stay far below the records' 2**20 bound on a move's total."""
 
+# The network as the search calls it: planes uint8 [B, C, N, N] -> (logits f32 [B, N*N+1], value f32 [B])
+# (azgo_core.model.make_evaluator wraps a torch net; tests pass stubs).
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -214,8 +216,8 @@ class Forest:
         bloom[g] = pos.bloom
         self.info[g, mcts.NHIST] = pos.n_history
         root_stones[g] = 0
-        recent = pos._stones[::-1][:self.H]
-        root_stones[g, :len(recent)] = np.stack(recent)
+        recent = pos.recent_stones(self.H)
+        root_stones[g, :len(recent)] = recent
         mcts.reset_tree(self.tree, g)
 
     def play(self, g: int, move: int) -> None:

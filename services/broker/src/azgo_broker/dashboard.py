@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 from azgo_core import sgf
 from azgo_core.position import Position
-from azgo_core.protocol import Rating, generation_id
+from azgo_core.protocol import ID_CHARS, Rating, generation_id
 from azgo_core.records import decode_batch
 
 from .store import Entry, read_committed
@@ -53,7 +53,7 @@ RECENT_BATCHES = 64  # the newest batches whose games the page can list, replay 
 MAX_POINTS = 2000  # the most points any endpoint returns, whatever ?points says
 EVAL_TAIL_BYTES = 64 << 10  # the end of the evaluator's results.jsonl read for its newest games
 MAX_SGF_BYTES = 1 << 20  # an evaluation game's SGF file larger than this is not read
-SGF_NAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,200}\.sgf$")
+SGF_NAME = re.compile(rf"^[{ID_CHARS}]{{1,200}}\.sgf$")
 COLUMNS = ("t", "games", "positions", "games_per_s", "positions_per_s", "bytes_in_per_s", "sync_s", "learner_step",
            "loss_policy", "loss_value", "loss_total", "samples_per_position", "black_win_share", "resigned_share",
            "mean_moves", "workers_active")

@@ -27,7 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from azgo_core.model import ModelFileError, atomic_write, load_model
+from azgo_core.files import atomic_write
+from azgo_core.model import ModelFileError, load_model
 from azgo_core.protocol import ErrorCode, ModelInfo, generation_id
 
 from .store import os_error_text

@@ -28,7 +28,7 @@ import math
 import time
 from pathlib import Path
 
-from azgo_core.model import atomic_write
+from azgo_core.files import atomic_write
 from azgo_core.rating import Ratings
 
 log = logging.getLogger("azgo.evaluator.results")

@@ -31,7 +31,7 @@ import safetensors
 import safetensors.torch
 import torch
 
-from azgo_core.model import atomic_write
+from azgo_core.files import atomic_write
 
 log = logging.getLogger("azgo.learner.checkpoint")
 

@@ -34,8 +34,9 @@ from pathlib import Path
 from azgo_core import __version__
 from azgo_core import protocol as P
 from azgo_core.config import Settings, settings_yaml
+from azgo_core.files import atomic_write
 from azgo_core.health import HealthWindow
-from azgo_core.model import ModelFileError, atomic_write, load_model
+from azgo_core.model import ModelFileError, load_model, resolve_device
 from azgo_core.train import PositionSampler
 from azgo_runtime.client import Backoff, BrokerClient, BrokerUnavailable, RemoteError, Reply
 from azgo_runtime.curve import client_curve
@@ -44,7 +45,7 @@ from azgo_runtime.service import StopFlag
 from .checkpoint import Checkpoint, CheckpointError, newest_checkpoint, prune_checkpoints, remove_partial_writes, write_checkpoint
 from .ratio import SampleRatio
 from .report import Reporter
-from .trainer import Trainer, pick_device
+from .trainer import Trainer
 from .window import WindowFeed, moves_window
 
 log = logging.getLogger("azgo.learner")
@@ -66,7 +67,7 @@ class Learner:
         self.client = client or BrokerClient(settings.router_endpoint(), timeout=d.request_timeout,
                                              curve=client_curve(settings, "learner"))
         self.backoff = Backoff(d.reconnect_min, d.reconnect_max)
-        self.device = pick_device(self.cfg.device)
+        self.device = resolve_device(self.cfg.device)
         self.trainer = Trainer(settings.net_config(), settings.train_config(), seed=self.cfg.seed, device=self.device)
         # a position more than a window behind can no longer be trained on: that is the write-off slack
         self.ratio = SampleRatio(self.cfg.max_samples_per_position, self.cfg.min_samples_per_position,

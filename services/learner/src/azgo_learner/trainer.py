@@ -30,13 +30,6 @@ from .checkpoint import CheckpointError
 HYPERPARAMETERS = ("lr", "initial_lr", "momentum", "weight_decay", "betas", "eps")
 
 
-def pick_device(name: str) -> torch.device:
-    """``auto``: CUDA when there is a GPU, else the CPU; anything else is a torch device name."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _plain(value):
     """A JSON-ready copy of an optimiser setting (tuples become lists, the rest as text)."""
     if value is None or isinstance(value, (bool, int, str)):

@@ -18,7 +18,7 @@ import socket
 from pathlib import Path
 from typing import IO
 
-from azgo_core.protocol import MAX_ID_LEN
+from azgo_core.protocol import ID_CHARS, MAX_ID_LEN
 
 ENV_WORKER_ID = "AZGO_WORKER_ID"
 MAX_WORKER_ID_LEN = MAX_ID_LEN - 33  # "-" + 32 hex digits of the batch id's uuid
@@ -30,7 +30,7 @@ class WorkerIdInUse(RuntimeError):
 
 def sanitize_worker_id(raw: str) -> str:
     """``raw`` with every run of characters outside the Id pattern replaced by '-', cut to length."""
-    cleaned = re.sub(r"[^A-Za-z0-9_.:@-]+", "-", raw.strip()).strip("-")[:MAX_WORKER_ID_LEN]
+    cleaned = re.sub(rf"[^{ID_CHARS}]+", "-", raw.strip()).strip("-")[:MAX_WORKER_ID_LEN]
     return cleaned or "worker"
 
 

@@ -16,16 +16,6 @@ from azgo_core.model import AZNet, CorruptModelError, ModelMeta, load_model
 from azgo_core.protocol import ModelInfo
 
 
-def resolve_device(name: str) -> torch.device:
-    """``self_play.device``: "auto" is cuda when a GPU is visible, else cpu; anything else as given."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"self_play.device is {name!r} but torch sees no CUDA device")
-    return device
-
-
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """Inference precision: bf16 on GPUs that support it, else fp16; float32 (None) on the CPU."""
     if device.type != "cuda":

@@ -50,15 +50,15 @@ from pathlib import Path
 
 import msgpack
 
-from azgo_core.model import atomic_write
-from azgo_core.protocol import MAX_ID_LEN
+from azgo_core.files import atomic_write
+from azgo_core.protocol import ID_CHARS, MAX_ID_LEN
 
 log = logging.getLogger("azgo.selfplay.outbox")
 
 FORMAT_VERSION = 1
 SUFFIX = ".batch"
 MAX_FILE_BYTES = 1 << 30  # a batch file is at most a max_batch_bytes blob plus a few fields
-_ID = re.compile(r"^[A-Za-z0-9_.:@-]{1,%d}$" % MAX_ID_LEN)
+_ID = re.compile(rf"^[{ID_CHARS}]{{1,{MAX_ID_LEN}}}$")
 _FIELDS = {"v", "batch_id", "worker_id", "games", "positions", "generations", "created", "blob"}
 JOURNAL = "journal.log"
 JOURNAL_MAX_BYTES = 8 << 20

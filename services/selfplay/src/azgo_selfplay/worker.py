@@ -50,7 +50,7 @@ import torch
 import azgo_core
 from azgo_core import protocol as P
 from azgo_core.config import Settings
-from azgo_core.model import AZNet, ModelFileError, make_evaluator
+from azgo_core.model import AZNet, ModelFileError, make_evaluator, resolve_device
 from azgo_core.records import GameRecord, encode_batch
 from azgo_core.search import Evaluator
 from azgo_core.selfplay import SelfPlayRunner
@@ -59,7 +59,7 @@ from azgo_runtime.service import StopFlag
 
 from .identity import claim_worker_dir, resolve_worker_id
 from .link import BrokerLink
-from .models import autocast_dtype, gpu_name, resolve_device, verify_model
+from .models import autocast_dtype, gpu_name, verify_model
 from .outbox import Batch, Outbox
 from .rates import RateWindow
 
