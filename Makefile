@@ -45,7 +45,7 @@ DEV_STAMP := $(VENV)/.azgo-dev-installed
 TEST_PATHS := $(CORE)/tests tests
 
 
-.PHONY: venv venv-module $(VENV) dev test test-tools check lint gnugo bench bench-core gtp run status config clean distclean
+.PHONY: venv venv-module $(VENV) dev test test-tools check lint gnugo bench bench-core gtp run status config docs clean distclean
 
 venv $(VENV): $(VENV_STAMP)
 
@@ -133,6 +133,10 @@ status: $(VENV_STAMP)
 
 config: $(VENV_STAMP)
 	@$(VENV)/bin/azgo config --config '$(CONFIG)'
+
+# docs/config-reference.md is generated from the settings models (a test compares them)
+docs: $(VENV_STAMP)
+	@$(VENV)/bin/azgo config --reference > docs/config-reference.md
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

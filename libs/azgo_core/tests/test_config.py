@@ -155,3 +155,19 @@ def test_azgo_config_command_prints_and_refuses(tmp_path):
     bad = subprocess.run([*azgo, str(write(tmp_path, {"distributed": {"batch_size": -1}}))],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "distributed.batch_size" in bad.stderr
+
+
+def test_the_configuration_reference_is_generated_from_the_models():
+    # docs/config-reference.md is written by `make docs`; a changed field, default, bound or
+    # docstring without it fails here, so the reference cannot drift from the code
+    from azgo_core.config_reference import reference_markdown
+
+    text = reference_markdown()
+    assert (REPO / "docs" / "config-reference.md").read_text(encoding="utf-8") == text
+    for section, field in Settings.model_fields.items():  # every field, with its variable and default
+        for key in field.annotation.model_fields:
+            assert f"| `{section}.{key}` | `AZGO_{section.upper()}__{key.upper()}` |" in text
+    assert "| `search.visits` | `AZGO_SEARCH__VISITS` | int | `100` | >= 1 | Visits of a full search" in text
+    printed = subprocess.run([sys.executable, "-m", "azgo_core.cli", "config", "--reference"],
+                             capture_output=True, text=True, timeout=60)
+    assert printed.returncode == 0 and printed.stdout == text

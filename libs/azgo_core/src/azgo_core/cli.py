@@ -134,6 +134,11 @@ def _finite_float(text: str) -> float:
 def run_config(args: argparse.Namespace) -> int:
     from .config import ConfigError, load_settings, settings_yaml
 
+    if args.reference:
+        from .config_reference import reference_markdown
+
+        sys.stdout.write(reference_markdown())
+        return 0
     try:
         settings = load_settings(args.config)
     except ConfigError as e:
@@ -149,6 +154,8 @@ def add_config(sub: argparse._SubParsersAction) -> None:
                                    "as YAML; exit status 2 with every bad field's path when it is invalid.")
     p.add_argument("--config", default=os.environ.get("AZGO_CONFIG", "configs/azgo.yaml"),
                    help="YAML config file (default: $AZGO_CONFIG or configs/azgo.yaml)")
+    p.add_argument("--reference", action="store_true",
+                   help="print the reference of every setting (docs/config-reference.md: make docs) instead")
     p.set_defaults(run=run_config)
 
 

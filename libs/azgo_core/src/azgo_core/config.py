@@ -47,7 +47,8 @@ HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:]+\]?$"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # the docstring under each field is its description (the generated configuration reference)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True)
 
 
 class Board(_Section):
@@ -60,6 +61,8 @@ class Board(_Section):
 
 
 class Model(_Section):
+    """The network: AlphaGo Zero's residual tower with KataGo's auxiliary heads and global pooling."""
+
     blocks: int = Field(4, ge=1, le=64)
     """Residual blocks in the tower."""
     channels: int = Field(48, ge=8, le=1024)
@@ -75,6 +78,8 @@ class Model(_Section):
 
 
 class Search(_Section):
+    """Self-play search: PUCT or Gumbel at the root, playout-cap randomization, passing and resignation."""
+
     algorithm: Literal["puct", "gumbel"] = "puct"
     """Root search: 'puct' (AlphaZero: Dirichlet noise, visit-count targets) or 'gumbel' (Gumbel AlphaZero:
     Gumbel-Top-k and Sequential Halving at the root, completed-Q policy targets; no Dirichlet noise, no tree reuse)."""
@@ -111,6 +116,8 @@ class Search(_Section):
 
 
 class SelfPlay(_Section):
+    """Self-play workers: games at once, the network batch, devices and threads."""
+
     games_per_worker: int = Field(0, ge=0)
     """Games each worker plays before it exits; 0 plays forever."""
     parallel_games: int = Field(32, ge=1, le=4096)
@@ -130,6 +137,8 @@ class SelfPlay(_Section):
 
 
 class Train(_Section):
+    """The optimiser and the losses' weights."""
+
     batch_size: int = Field(128, ge=1)
     """Positions per optimisation step."""
     optimizer: Literal["sgd", "adamw"] = "sgd"
@@ -157,6 +166,8 @@ class Train(_Section):
 
 
 class Learner(_Section):
+    """The learner: training window, sample ratio, checkpoints, reports."""
+
     data_dir: str = "data/learner"
     """Checkpoints, TensorBoard logs and the learner's metrics log."""
     device: str = Field("auto", pattern=DEVICE_PATTERN)
@@ -195,6 +206,8 @@ class Learner(_Section):
 
 
 class Broker(_Section):
+    """The broker: sockets, ports, the game store and the largest batch it accepts."""
+
     bind: str = "127.0.0.1"
     """Address the broker's sockets bind to (0.0.0.0 for every interface)."""
 
@@ -231,6 +244,8 @@ class Broker(_Section):
 
 
 class WorkerHost(_Section):
+    """A remote self-play host for `make deploy`."""
+
     host: str = Field(pattern=HOST_PATTERN)
     """Host name or address of a GPU machine (deploy)."""
     user: str | None = None
@@ -245,6 +260,8 @@ class WorkerHost(_Section):
 
 
 class Distributed(_Section):
+    """How workers and the learner reach the broker: batches, model sync, heartbeats, reconnects, load balancing."""
+
     broker_host: str = Field("127.0.0.1", pattern=HOST_PATTERN)
     """Where workers and the learner reach the broker (host name or address)."""
     workers: list[WorkerHost] = []
@@ -293,6 +310,8 @@ class Distributed(_Section):
 
 
 class Run(_Section):
+    """`make run`: the local pipeline."""
+
     selfplay_workers: int = Field(2, ge=0, le=64)
     """Self-play processes `make run` starts on this machine."""
     progress_interval: float = Field(5.0, gt=0)
@@ -300,6 +319,8 @@ class Run(_Section):
 
 
 class Evaluation(_Section):
+    """The evaluator: rated matches of every new generation against earlier ones, GNU Go and the random player."""
+
     enabled: bool = True
     """Run the evaluator (make run, docker compose): every new generation plays rated matches."""
     games_per_match: int = Field(10, ge=1, le=10_000)
@@ -338,6 +359,8 @@ class Evaluation(_Section):
 
 
 class Security(_Section):
+    """ZeroMQ CURVE: encryption and the broker's allow-list of client keys."""
+
     curve: Literal["auto"] | bool = "auto"
     """ZeroMQ CURVE (encryption + the broker's allow-list of client keys) on the broker's sockets.
     auto: on exactly when broker.bind is not a loopback address (every peer computes the same

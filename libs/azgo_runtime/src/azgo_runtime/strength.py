@@ -1,6 +1,6 @@
 """`azgo strength` / `make strength`: train for a wall time, then measure the player it made.
 
-One command for a reference run (the README's "Reference runs" come from it):
+One command for a reference run (the dated runs in docs/results/ come from it):
 
 1. ``azgo run --config CONFIG --duration MINUTES*60`` in ``OUT`` (the config's relative data
    dirs land under ``OUT``, e.g. ``OUT/data/broker``), its output in ``OUT/run.log``;
