@@ -36,7 +36,7 @@ def test_strength_trains_matches_rates_and_writes_the_page(tmp_path):
     assert "| player | Elo (random = 0) |" in page and "| random | +0 |" in page
     assert (out / "report" / "report.md").exists() and "![Losses](report/losses.png)" in page
     assert "training health of the last" in page
-    assert "(auxiliary heads on, global pooling on); search puct" in page
+    assert "(auxiliary heads off, global pooling off); search puct" in page  # the defaults
     split = re.search(r"where the CPU went during training \(percent of one core\): self-play (\d+)% learner", page)
     assert split and int(split.group(1)) > 0, page
     assert re.search(r"- Elo per CPU-hour: [+-]\d+ ", page), page

@@ -126,7 +126,9 @@ def test_views_build_library_configs():
     sp = s.selfplay_config()
     assert (sp.board_size, sp.komi, sp.parallel_games) == (7, 9.0, s.self_play.parallel_games)
     assert s.train_config().window == s.learner.window_positions
-    assert s.net_config().aux_heads and s.net_config().global_pooling  # KataGo's additions are the default
+    assert not s.net_config().aux_heads and not s.net_config().global_pooling  # off by default (measured)
+    on = load_settings(None, model={"aux_heads": True, "global_pooling": True})
+    assert on.net_config().aux_heads and on.net_config().global_pooling
     aux = load_settings(None, model={"aux_heads": False, "global_pooling": False},
                         train={"ownership_loss_weight": 0.5, "score_loss_weight": 2.0, "opponent_policy_loss_weight": 0})
     assert not aux.net_config().aux_heads and not aux.net_config().global_pooling

@@ -71,10 +71,11 @@ class Model(_Section):
     """Width of the value head's hidden layer."""
     history: int = Field(8, ge=1, le=16)
     """Past positions in the input planes (AlphaGo Zero: 8)."""
-    aux_heads: bool = True
-    """KataGo's auxiliary heads: final ownership, final score, the opponent's reply."""
-    global_pooling: bool = True
-    """KataGo's global pooling in blocks 2, 5, 8, ... of the tower."""
+    aux_heads: bool = False
+    """KataGo's auxiliary heads: final ownership, final score, the opponent's reply (off: at 12 and 30
+    minutes on 2 cores they did not pay for their cost, docs/results/2026-12-03-7x7-ab30.md)."""
+    global_pooling: bool = False
+    """KataGo's global pooling in blocks 2, 5, 8, ... of the tower (off with the heads, measured alike)."""
 
 
 class Search(_Section):
