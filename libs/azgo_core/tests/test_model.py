@@ -25,7 +25,6 @@ from azgo_core.model import (
     TruncatedModelError,
     WrongBoardSizeError,
     count_parameters,
-    fold_batch_norm,
     load_model,
     make_evaluator,
     save_model,
@@ -167,27 +166,6 @@ def test_evaluator_uses_eval_mode_and_no_grad():
     batched = evaluate(np.concatenate([planes, random_planes(net.config, 5, seed=1)]))[0][:1]
     np.testing.assert_allclose(alone, batched, rtol=1e-5, atol=1e-6)
     assert all(p.grad is None for p in net.parameters())
-
-
-def test_folded_batch_norm_computes_the_same_function():
-    # every kind of block and head: plain and pooled residual blocks, policy, value
-    torch.manual_seed(4)
-    net = AZNet(NetConfig(board_size=7, history=2, blocks=3, channels=16, value_hidden=8))
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.3, 0.3)
-    net.eval()
-    folded = fold_batch_norm(net)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
-    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == 10  # the original is untouched
-    x = torch.from_numpy(random_planes(net.config, 8)).float()
-    with torch.no_grad():
-        for a, b in zip(net(x), folded(x)):
-            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
 
 
 def test_evaluator_refuses_bad_planes():

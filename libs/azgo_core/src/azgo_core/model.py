@@ -55,7 +55,6 @@ corruption of a file on its own.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -336,45 +335,15 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def fold_batch_norm(net: AZNet) -> AZNet:
-    """A copy of ``net`` for inference, every batch norm folded into the convolution before it.
-
-    In eval mode BN(conv(x)) = conv'(x) with W' = W * s and b' = beta + (b - mean) * s, where
-    s = gamma / sqrt(var + eps) per output channel; the BN layers become identities. The same
-    function up to float rounding, one pass over each activation fewer.
-    """
-    net = copy.deepcopy(net).eval()
-
-    def fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Module:
-        with torch.no_grad():
-            s = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # [F]
-            bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-            conv.weight.mul_(s[:, None, None, None])
-            conv.bias = nn.Parameter(bn.bias + (bias - bn.running_mean) * s)
-        return nn.Identity()
-
-    net.stem[1] = fold(net.stem[0], net.stem[1])
-    for block in net.tower:
-        block.bn1 = fold(block.conv1, block.bn1)
-        block.bn2 = fold(block.conv2, block.bn2)
-        if isinstance(block, GlobalPoolingBlock):
-            block.pool_bn = fold(block.pool_conv, block.pool_bn)
-    net.policy_bn = fold(net.policy_conv, net.policy_bn)
-    net.value_bn = fold(net.value_conv, net.value_bn)
-    return net
-
-
 def make_evaluator(net: AZNet, device: str | torch.device = "cpu", dtype: torch.dtype | None = None) -> Evaluator:
     """Wrap ``net`` as ``evaluate(planes uint8 [B, C, N, N]) -> (logits f32 [B, N*N+1], value f32 [B])``.
 
-    Puts ``net`` in eval mode and runs a copy of it on ``device`` with the batch norms folded
-    into the convolutions (``fold_batch_norm``): later changes to ``net`` do not reach the
-    evaluator. ``dtype`` is the autocast dtype: default bf16 on CUDA (with channels_last memory
-    format), none (float32) on CPU.
+    Moves the net to ``device`` and puts it in eval mode (the evaluator owns it: pass a copy
+    if you keep training the original). ``dtype`` is the autocast dtype: default bf16 on CUDA
+    (with channels_last memory format), none (float32) on CPU.
     """
     device = torch.device(device)
-    net.eval()
-    net = fold_batch_norm(net).to(device)
+    net.to(device).eval()
     if dtype is None and device.type == "cuda":
         dtype = torch.bfloat16
     channels_last = device.type == "cuda"
