@@ -20,8 +20,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 CORE := libs/azgo_core
 RUNTIME := libs/azgo_runtime
+TOOLS := libs/azgo_tools
 SERVICES := services/broker services/learner services/selfplay services/evaluator
-PACKAGES := $(CORE) $(RUNTIME) $(SERVICES)
+PACKAGES := $(CORE) $(RUNTIME) $(TOOLS) $(SERVICES)
 CONFIG ?= configs/azgo.yaml
 STATUS_ARGS ?=
 RUN_ARGS ?=
@@ -50,11 +51,11 @@ TEST_PATHS := $(CORE)/tests tests
 venv $(VENV): $(VENV_STAMP)
 
 $(VENV_STAMP): $(addsuffix /pyproject.toml,$(PACKAGES))
-	@echo "==> creating $(VENV) and installing azgo (core, runtime, services)"
+	@echo "==> creating $(VENV) and installing azgo (core, runtime, tools, services)"
 	@test -x $(PY) || $(MAKE) --no-print-directory venv-module
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install $(PIP_TORCH_ARGS) '$(TORCH_SPEC)'
-	$(PIP) install -e '$(CORE)[test]' $(addprefix -e ,$(RUNTIME) $(SERVICES))
+	$(PIP) install -e '$(CORE)[test]' $(addprefix -e ,$(RUNTIME) $(TOOLS) $(SERVICES))
 	touch $@
 
 dev: $(DEV_STAMP)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from azgo_runtime.strength import match_games, pool_tables
+from azgo_tools.strength import match_games, pool_tables
 
 
 def main() -> None:

@@ -40,13 +40,5 @@ fi
 purelib=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
 printf '%s\n' /app/libs/azgo_core/src /app/libs/azgo_runtime/src \
     /app/services/broker/src /app/services/learner/src /app/services/selfplay/src /app/services/evaluator/src >"$purelib/azgo.pth"
-# the `azgo` command (status, config, gtp) as `pip install` would make it
-cat >/opt/venv/bin/azgo <<'PY'
-#!/opt/venv/bin/python
-import sys
-
-from azgo_core.cli import main
-
-sys.exit(main())
-PY
-chmod 755 /opt/venv/bin/azgo
+# No `azgo` command here: it is the operator's (azgo_tools, with rich and matplotlib), run on
+# the host: `make status` reads the broker's published /status.

@@ -37,7 +37,7 @@ images-gpu:
 	bash docker/build.sh selfplay-gpu
 
 keys: $(VENV_STAMP)
-	$(PY) -m azgo_runtime.keys --dir keys --config '$(CONFIG)' $(KEY_NAMES)
+	$(PY) -m azgo_tools.keys --dir keys --config '$(CONFIG)' $(KEY_NAMES)
 
 compose-up: keys images
 	$(COMPOSE) up -d --no-build --scale selfplay=$(SELFPLAY)

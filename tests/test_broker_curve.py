@@ -1,7 +1,7 @@
 """CURVE on the broker's sockets, with real processes: only allow-listed keys get in, revocation needs no restart.
 
 The broker runs with ``security.curve: true`` on loopback (the same code path as a broker that
-binds beyond loopback, where ``auto`` turns it on) and keys made by ``azgo_runtime.keys``.
+binds beyond loopback, where ``auto`` turns it on) and keys made by ``azgo_tools.keys``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from azgo_core import protocol as P
 from azgo_core.config import load_settings
 from azgo_runtime.client import BrokerClient, BrokerUnavailable, RemoteError, Subscriber
 from azgo_runtime.curve import client_curve
-from azgo_runtime.keys import create_keys
 from azgo_runtime.service import settings_or_exit
+from azgo_tools.keys import create_keys
 
 REFUSED_WITHIN = 1.5  # seconds a refused client waits for an answer that never comes
 

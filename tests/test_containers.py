@@ -25,7 +25,7 @@ import yaml
 from docker_helpers import ROOT, TAG, compose_env, require_docker
 from procs import free_ports, get_json, tiny_config, wait_for
 
-from azgo_runtime.keys import create_keys
+from azgo_tools.keys import create_keys
 
 SERVICES = ("broker", "learner", "selfplay", "evaluator")
 BUILD_TIMEOUT = 900  # seconds for the cold build of all three images on a small machine
@@ -176,14 +176,20 @@ def test_compose_config_layout(docker_ready, keys_dir):
     assert "broker:9100" in (ROOT / "deploy" / "prometheus.yml").read_text()
 
 
-def test_container_images_unprivileged_without_compilers(images):
+# The operator's tools and what only they need stay out of the service images (issue 14).
+TOOLS_ONLY = ("azgo_tools", "matplotlib", "rich")
+
+
+def test_container_images_unprivileged_without_compilers_or_tools(images):
     env = compose_env()
+    probe = ("import importlib.util as u, azgo_core, azgo_runtime; "
+             f"print(*[m for m in {TOOLS_ONLY!r} if u.find_spec(m)])")
     for service in SERVICES:
         image = f"azgo/{service}:{TAG}"
         out = run(["docker", "run", "--rm", "--entrypoint", "sh", image, "-c",
-                   "id -u; for c in gcc cc g++ c++ clang; do command -v $c; done; python -c 'import azgo_core, azgo_runtime'"],
+                   f"id -u; for c in gcc cc g++ c++ clang azgo; do command -v $c; done; python -c \"{probe}\""],
                   env, 60).stdout.split()
-        assert out == ["10001"], f"{image}: runs as uid {out[0]}, compilers {out[1:]}"
+        assert out == ["10001"], f"{image}: runs as uid {out[0]}; compilers, the azgo command or tools' packages {out[1:]}"
         health = run(["docker", "image", "inspect", "--format", "{{json .Config.Healthcheck.Test}}", image], env, 30).stdout
         assert "azgo_runtime.health" in health, f"{image} has no health check: {health}"
 

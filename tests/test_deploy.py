@@ -26,7 +26,7 @@ import pytest
 from docker_helpers import ROOT, TAG, compose_env, require_docker
 from procs import TINY, Service, config_data, get_json, tiny_config, wait_for
 
-from azgo_runtime.keys import create_keys
+from azgo_tools.keys import create_keys
 
 TESTHOST_IMAGE = "azgo/testhost:test"
 SELFPLAY_IMAGE = f"azgo/selfplay:{TAG}"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from azgo_core.cli import build_parser
 from azgo_core.config import load_settings
-from azgo_runtime.deploy import checks, manage
-from azgo_runtime.deploy.hosts import (
+from azgo_tools.cli import build_parser
+from azgo_tools.deploy import checks, manage
+from azgo_tools.deploy.hosts import (
     GpuRequest,
     Host,
     HostSpecError,
@@ -20,8 +20,8 @@ from azgo_runtime.deploy.hosts import (
     parse_host,
     resolve_hosts,
 )
-from azgo_runtime.deploy.project import Record, compose_project, plan_workers, records, worker_config, write_compose
-from azgo_runtime.deploy.ssh import Result, SshSetup, explain_ssh_failure
+from azgo_tools.deploy.project import Record, compose_project, plan_workers, records, worker_config, write_compose
+from azgo_tools.deploy.ssh import Result, SshSetup, explain_ssh_failure
 
 
 # --- hosts ---------------------------------------------------------------------------------------

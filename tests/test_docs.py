@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from azgo_core.cli import build_parser
 from azgo_core.config import Settings
+from azgo_tools.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").rglob("*.md")])

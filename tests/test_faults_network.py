@@ -42,7 +42,7 @@ import pytest
 from fault_helpers import Cluster, T, unavailable
 from procs import Service, tiny_config, wait_for
 
-from azgo_runtime.keys import create_keys
+from azgo_tools.keys import create_keys
 
 CUTS = max(1, int(os.environ.get("AZGO_FAULT_ROUNDS") or 5) // 5)
 LINK = {"heartbeat_interval": 0.5, "liveness": 3, "request_timeout": 1.5, "reconnect_min": 0.2, "reconnect_max": 1.0}

@@ -12,11 +12,11 @@ import pytest
 from broker_helpers import tiny_settings
 from sgfmill import sgf as sgfmill_sgf
 
-from azgo_core import cli
 from azgo_core.model import AZNet, save_model
+from azgo_tools import cli
 
 GNUGO = os.environ.get("AZGO_GNUGO", "/usr/games/gnugo")
-AZGO = [sys.executable, "-m", "azgo_core.cli"]
+AZGO = [sys.executable, "-m", "azgo_tools.cli"]
 
 
 def azgo_match(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:

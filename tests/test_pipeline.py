@@ -23,7 +23,7 @@ CPU_LINE = re.compile(r"cpu self-play (\d+)% learner (\d+)% evaluator (\d+)% bro
 
 def launch(config: Path, out: Path) -> subprocess.Popen:
     with open(out, "ab") as f:
-        return subprocess.Popen([sys.executable, "-m", "azgo_core.cli", "run", "--config", str(config),
+        return subprocess.Popen([sys.executable, "-m", "azgo_tools.cli", "run", "--config", str(config),
                                  "--workers", str(WORKERS)], stdout=f, stderr=subprocess.STDOUT, env=clean_environ())
 
 
@@ -66,7 +66,7 @@ def test_make_run_trains_publishes_and_resumes(tmp_path):
         games_metric = [s for s in metric(config, "azgo_games_received") if s.name.endswith("_total")][0].value
         assert games_metric >= status["totals"]["games"] > 0
 
-        table = subprocess.run([sys.executable, "-m", "azgo_core.cli", "status", "--url", http_url(config, "")],
+        table = subprocess.run([sys.executable, "-m", "azgo_tools.cli", "status", "--url", http_url(config, "")],
                                capture_output=True, text=True, timeout=30)
         assert table.returncode == 0, table.stderr
         assert "local-1" in table.stdout and "local-2" in table.stdout and "Active" in table.stdout

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from azgo_core.rating import fit_ratings
-from azgo_runtime.report import write_report
+from azgo_tools.report import write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -79,12 +79,12 @@ def test_report_draws_every_figure_and_summarises(tmp_path):
 
 def test_report_without_data_says_so(tmp_path):
     (tmp_path / "data").mkdir()
-    run = subprocess.run([sys.executable, "-m", "azgo_core.cli", "report", "--data", str(tmp_path / "data")],
+    run = subprocess.run([sys.executable, "-m", "azgo_tools.cli", "report", "--data", str(tmp_path / "data")],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "elo.png: no data yet" in run.stdout
     md = (tmp_path / "data" / "report" / "report.md").read_text()
     assert "no data found" in md and not list((tmp_path / "data" / "report").glob("*.png"))
-    missing = subprocess.run([sys.executable, "-m", "azgo_core.cli", "report", "--data", str(tmp_path / "nowhere")],
+    missing = subprocess.run([sys.executable, "-m", "azgo_tools.cli", "report", "--data", str(tmp_path / "nowhere")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "not found" in missing.stderr

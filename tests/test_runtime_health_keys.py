@@ -1,4 +1,4 @@
-"""The containers' health checks (azgo_runtime.health) and `make keys` (azgo_runtime.keys), without Docker."""
+"""The containers' health checks (azgo_runtime.health) and `make keys` (azgo_tools.keys), without Docker."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import zmq.auth
 
 from azgo_runtime import health
-from azgo_runtime.keys import create_keys
-from azgo_runtime.keys import main as keys_main
 from azgo_runtime.service import StopFlag
+from azgo_tools.keys import create_keys
+from azgo_tools.keys import main as keys_main
 
 
 # --- health ----------------------------------------------------------------------------------

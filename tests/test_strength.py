@@ -10,7 +10,7 @@ import sys
 
 from procs import clean_environ, tiny_config
 
-from azgo_runtime.strength import elo_per_cpu_hour, match_games, pool_tables
+from azgo_tools.strength import elo_per_cpu_hour, match_games, pool_tables
 
 GNUGO = os.environ.get("AZGO_GNUGO", "/usr/games/gnugo")
 
@@ -19,7 +19,7 @@ def test_strength_trains_matches_rates_and_writes_the_page(tmp_path):
     (tmp_path / "cfg").mkdir()
     config = tiny_config(tmp_path / "cfg", evaluation={"enabled": True})
     out = tmp_path / "out"
-    run = subprocess.run([sys.executable, "-m", "azgo_core.cli", "strength", "--config", str(config), "--minutes", "0.5",
+    run = subprocess.run([sys.executable, "-m", "azgo_tools.cli", "strength", "--config", str(config), "--minutes", "0.5",
                           "--out", str(out), "--games", "4", "--visits", "8", "--opponents", "random,gnugo:1"],
                          capture_output=True, text=True, timeout=600, env={**clean_environ(), "AZGO_GNUGO": GNUGO})
     assert run.returncode == 0, run.stdout + run.stderr + (out / "run.log").read_text()

@@ -151,7 +151,7 @@ def test_loopback_detection():
 
 
 def test_azgo_config_command_prints_and_refuses(tmp_path):
-    azgo = [sys.executable, "-m", "azgo_core.cli", "config", "--config"]
+    azgo = [sys.executable, "-m", "azgo_tools.cli", "config", "--config"]
     ok = subprocess.run([*azgo, str(CONFIG)], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and yaml.safe_load(ok.stdout)["distributed"]["batch_size"] == 100
     bad = subprocess.run([*azgo, str(write(tmp_path, {"distributed": {"batch_size": -1}}))],
@@ -170,6 +170,6 @@ def test_the_configuration_reference_is_generated_from_the_models():
         for key in field.annotation.model_fields:
             assert f"| `{section}.{key}` | `AZGO_{section.upper()}__{key.upper()}` |" in text
     assert "| `search.visits` | `AZGO_SEARCH__VISITS` | int | `100` | >= 1 | Visits of a full search" in text
-    printed = subprocess.run([sys.executable, "-m", "azgo_core.cli", "config", "--reference"],
+    printed = subprocess.run([sys.executable, "-m", "azgo_tools.cli", "config", "--reference"],
                              capture_output=True, text=True, timeout=60)
     assert printed.returncode == 0 and printed.stdout == text

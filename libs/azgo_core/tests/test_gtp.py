@@ -395,7 +395,7 @@ RESPONSE = re.compile(r"[=?]\d*( [^\n]*)?(\n[^\n]+)*\n\n")
 
 def azgo_gtp(*args: str, stdin: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "azgo_core.cli", "gtp", *args],
+        [sys.executable, "-m", "azgo_tools.cli", "gtp", *args],
         input=stdin, capture_output=True, text=True, timeout=timeout,
     )
 
@@ -505,7 +505,7 @@ def test_random_player_against_gnugo_every_move_accepted_and_boards_agree(our_co
 
 @pytest.mark.slow
 def test_azgo_gtp_network_player_against_gnugo():
-    argv = [sys.executable, "-m", "azgo_core.cli", "gtp", "--visits", "16", "--size", "9"]
+    argv = [sys.executable, "-m", "azgo_tools.cli", "gtp", "--visits", "16", "--size", "9"]
     with GtpClient(argv, timeout=120) as ours:
         assert ours.send("name") == "azgo"
         moves = play_against_gnugo(ours, size=9, max_moves=40, our_colour="b")

@@ -24,7 +24,8 @@ pull in torch or the compiled kernels. The modules behind them:
     rating    Bradley-Terry / Elo fit with intervals, match score intervals
     config    the settings (configs/azgo.yaml + AZGO_* overrides); config_reference: its docs page
     protocol  the wire messages between the services
-    cli       the ``azgo`` command line
+
+The ``azgo`` command is not here: it lives with the operator's tools, a layer above this library.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ A *match player* is any object with
 
 ``PositionPlayer`` turns anything with ``genmove(position)`` (``search.MctsPlayer``, the GTP
 engine's players) into one; ``RandomPlayer`` is the random anchor of the Elo scale. GTP
-engines run as processes, so their player lives in ``azgo_runtime.gtp_player``.
+engines run as processes, so their player lives with the services' runtime, not in this library.
 
 The referee (``play_game``) keeps its own ``Position`` and trusts no player: the game ends
 after two passes, at the move cap, by resignation or when a player names a move the rules

@@ -4,7 +4,7 @@ CURVE (RFC 26) encrypts every byte between a client and the broker and authentic
 ends by their long-term key pairs; the broker admits only the public keys in its allow-list
 (``authorized/``, see ``azgo_broker.auth``). ``Settings.curve_enabled`` says whether it is on
 (``security.curve``: auto = the broker binds beyond loopback). The files are the ones
-``make keys`` writes (``azgo_runtime.keys``), under ``security.keys_dir``:
+``make keys`` writes (``azgo_tools.keys``), under ``security.keys_dir``:
 
     broker side     broker.key_secret            its own pair
                     authorized/*.key             the public keys it admits

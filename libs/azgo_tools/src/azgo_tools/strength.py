@@ -69,7 +69,7 @@ def pool_tables(results: list[tuple[str, str, float]], anchor: str = "random") -
 
 def _azgo(*args: str, cwd: Path, log: Path) -> int:
     with open(log, "w", encoding="utf-8") as out:
-        return subprocess.run([sys.executable, "-m", "azgo_core.cli", *args], cwd=cwd, stdout=out,
+        return subprocess.run([sys.executable, "-m", "azgo_tools.cli", *args], cwd=cwd, stdout=out,
                               stderr=subprocess.STDOUT).returncode
 
 

@@ -1,7 +1,7 @@
-"""The options of ``azgo deploy | undeploy | doctor | restart | logs`` (``azgo_core.cli`` registers them).
+"""The options of ``azgo deploy | undeploy | doctor | restart | logs`` (``azgo_tools.cli`` registers them).
 
 Only argparse here, so ``azgo --help`` stays instant; the commands themselves are in
-``azgo_runtime.deploy.commands``. Defaults come from the environment where make passes them.
+``azgo_tools.deploy.commands``. Defaults come from the environment where make passes them.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ def _targets(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu-image", default=f"{prefix}/selfplay-gpu:{tag}", help="GPU self-play image (default %(default)s)")
 
 
-def add_parsers(sub: argparse._SubParsersAction, runtime_command) -> None:
-    """Register the five commands; ``runtime_command(module, name)`` makes their lazy ``run``."""
-    run = runtime_command("deploy.commands", "deploy")
+def add_parsers(sub: argparse._SubParsersAction, lazy_command) -> None:
+    """Register the five commands; ``lazy_command(module)`` makes their lazy ``run``."""
+    run = lazy_command("deploy.commands")
 
     p = sub.add_parser("deploy", help="start self-play on remote hosts over SSH (make deploy)",
                        description="For each host: check it (ssh, engine, GPUs, disk, broker), ship the self-play image "

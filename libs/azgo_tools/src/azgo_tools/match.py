@@ -28,9 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from azgo_core.match import MatchGame, MatchResult, play_match
 from azgo_core.rating import elo_difference
-
-from .engines import SpecError, make_player, model_board_size, parse_spec
-from .gtp_player import GtpEngineError
+from azgo_runtime.engines import SpecError, make_player, model_board_size, parse_spec
+from azgo_runtime.gtp_player import GtpEngineError
 
 log = logging.getLogger("azgo.match")
 

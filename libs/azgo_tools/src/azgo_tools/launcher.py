@@ -14,7 +14,7 @@ it prints one progress line built from the broker's /status and /metrics:
 ``health`` is the learner's training health of its recent games (``azgo_core.health``): black's
 win share, the resigned share, the mean game length, and how often white passes first and at
 which move on average; a collapse adds a WARNING line. ``cpu`` is where the machine's time went
-over the interval, by role (``azgo_runtime.cpu``: each service's process tree, GNU Go under
+over the interval, by role (``azgo_tools.cpu``: each service's process tree, GNU Go under
 the evaluator included), in percent of one core; the log's last line gives it for the run.
 
 A child that dies is restarted (with back-off) and reported. Ctrl-C (or SIGTERM) stops the
@@ -41,11 +41,11 @@ from pathlib import Path
 
 from azgo_core.config import ConfigError, Settings, load_settings
 from azgo_runtime.client import Backoff
-from azgo_runtime.cpu import CpuMeter, split_text
-from azgo_runtime.keys import DEFAULT_CLIENTS, create_keys
-from azgo_runtime.report import count_text, share_text
 from azgo_runtime.service import StopFlag
 from azgo_runtime.status import StatusUnavailable, fetch_status
+from azgo_tools.cpu import CpuMeter, split_text
+from azgo_tools.keys import DEFAULT_CLIENTS, create_keys
+from azgo_tools.report import count_text, share_text
 
 log = logging.getLogger("azgo.run")
 

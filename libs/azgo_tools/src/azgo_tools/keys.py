@@ -94,7 +94,7 @@ def config_hosts(config: str | None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m azgo_runtime.keys",
+    p = argparse.ArgumentParser(prog="python -m azgo_tools.keys",
                                 description="Create the broker's CURVE key pair and one per worker; existing pairs are kept.")
     p.add_argument("names", nargs="*", help=f"client key names besides {', '.join(DEFAULT_CLIENTS)} and the config's hosts")
     p.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="keys directory (default %(default)s)")

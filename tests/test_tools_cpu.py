@@ -10,7 +10,7 @@ import sys
 
 from procs import wait_for
 
-from azgo_runtime.cpu import ROLES, CpuMeter, process_times, split_text, tree_seconds
+from azgo_tools.cpu import ROLES, CpuMeter, process_times, split_text, tree_seconds
 
 BUSY = "import time\nend = time.process_time() + 60\nwhile time.process_time() < end: pass"
 

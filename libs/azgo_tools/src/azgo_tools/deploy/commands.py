@@ -170,7 +170,9 @@ def ship(image: str, targets: list[HostFacts], folder: Path, docker: Docker, con
 def wait_active(deployed: list[tuple[Host, list[Worker]]], settings: Settings, args: argparse.Namespace,
                 console: Console) -> int:
     """Poll the broker's /status until every deployed worker is Active, or ``args.wait`` seconds pass."""
-    from ..status import StatusUnavailable, default_url, fetch_status
+    from azgo_runtime.status import StatusUnavailable, fetch_status
+
+    from ..status import default_url
 
     url = args.status_url or default_url(args.config)
     ids = {w.worker_id for _, workers in deployed for w in workers}

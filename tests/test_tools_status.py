@@ -7,7 +7,8 @@ import argparse
 from procs import free_ports
 from rich.console import Console
 
-from azgo_runtime.status import StatusUnavailable, default_url, fetch_status, main, render
+from azgo_runtime.status import StatusUnavailable, fetch_status
+from azgo_tools.status import default_url, main, render
 
 STATUS = {
     "model": {"generation": 4, "sha256": "ab" * 32},
@@ -72,7 +73,7 @@ def test_unreachable_broker_is_a_clear_error(capsys):
 
 
 def test_progress_line_health_part():
-    from azgo_runtime.launcher import health_text
+    from azgo_tools.launcher import health_text
 
     text = health_text({"games": 300, "black_win_share": 0.52, "resigned_share": 0.08, "mean_moves": 71.2,
                         "white_passes_first_share": 0.48, "first_pass_move": 63.4})

@@ -4,9 +4,9 @@ Each subcommand registers itself with ``add_<name>(subparsers)`` and runs throug
 function it stores as ``run``; heavy modules (torch, numba) are imported inside that
 function, so ``azgo --help`` stays instant. Logging goes to stderr.
 
-``status``, ``run``, ``match`` and ``report`` talk to the network, start processes or draw plots,
-which the pure library never does: they live in ``azgo_runtime`` (installed with the services)
-and are only dispatched here.
+The command and everything it runs (the launcher, matches, reports and plots, the status view,
+keys, deploy) form ``azgo_tools``, installed on the operator's machine and not in the service
+images: the services need only ``azgo_core`` and the thin ``azgo_runtime``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import sys
 from typing import TextIO
 
-from . import __version__, coords
+from azgo_core import __version__, coords
 
 log = logging.getLogger("azgo")
 
@@ -38,7 +38,7 @@ class NetPlayers:
 
     def load(self, path: str) -> None:
         """Play only with the model in ``path``; raises ``OSError`` or ``ModelFileError``."""
-        from .model import load_model
+        from azgo_core.model import load_model
 
         self.net, self.meta = load_model(path)
 
@@ -47,8 +47,8 @@ class NetPlayers:
         return self.meta.board_size if self.meta else None
 
     def __call__(self, size: int):
-        from .model import AZNet, NetConfig, make_evaluator
-        from .search import MctsPlayer, SearchConfig
+        from azgo_core.model import AZNet, NetConfig, make_evaluator
+        from azgo_core.search import MctsPlayer, SearchConfig
 
         if self.net is not None:
             if size != self.board_size:
@@ -75,13 +75,13 @@ def _protocol_stdout() -> TextIO:
 
 
 def run_gtp(args: argparse.Namespace) -> int:
-    from .gtp import DEFAULT_SIZE, GtpEngine
+    from azgo_core.gtp import DEFAULT_SIZE, GtpEngine
 
     players = NetPlayers(args.visits, args.device)
     if args.model:  # torch is imported only when a network is needed, to answer `name` fast
         import torch
 
-        from .model import ModelFileError
+        from azgo_core.model import ModelFileError
 
         torch.set_num_threads(args.threads)
         try:
@@ -132,10 +132,10 @@ def _finite_float(text: str) -> float:
 
 
 def run_config(args: argparse.Namespace) -> int:
-    from .config import ConfigError, load_settings, settings_yaml
+    from azgo_core.config import ConfigError, load_settings, settings_yaml
 
     if args.reference:
-        from .config_reference import reference_markdown
+        from azgo_core.config_reference import reference_markdown
 
         sys.stdout.write(reference_markdown())
         return 0
@@ -159,23 +159,18 @@ def add_config(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run_config)
 
 
-def _runtime_command(module: str, name: str):
-    """A subcommand implemented in azgo_runtime (network, processes), imported when it runs."""
+def _lazy_command(module: str):
+    """A subcommand whose module (``azgo_tools.<module>``: rich, matplotlib, zmq) is imported when it runs."""
 
     def run(args: argparse.Namespace) -> int:
         import importlib
 
-        try:
-            mod = importlib.import_module(f"azgo_runtime.{module}")
-        except ImportError:
-            log.error("`azgo %s` needs the azgo-runtime package (make venv installs it)", name)
-            return 2
-        return mod.main(args)
+        return importlib.import_module(f"azgo_tools.{module}").main(args)
 
     return run
 
 
-def add_runtime(sub: argparse._SubParsersAction) -> None:
+def add_services(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="the worker table from the broker's /status",
                        description="Show the broker's workers (Active / Syncing / Error / Offline), games/s, model generation.")
     p.add_argument("--url", default=os.environ.get("AZGO_STATUS_URL"),
@@ -184,7 +179,7 @@ def add_runtime(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--watch", nargs="?", const=2.0, type=float, metavar="SECONDS",
                    help="refresh every SECONDS (default 2) until Ctrl-C")
     p.add_argument("--json", action="store_true", help="print the raw /status JSON")
-    p.set_defaults(run=_runtime_command("status", "status"))
+    p.set_defaults(run=_lazy_command("status"))
 
     p = sub.add_parser("run", help="broker + learner + self-play as local processes (make run)",
                        description="Start the whole pipeline on this machine with data under ./data, print a progress line "
@@ -192,7 +187,7 @@ def add_runtime(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=os.environ.get("AZGO_CONFIG", "configs/azgo.yaml"), help="YAML config file")
     p.add_argument("--workers", type=int, default=None, help="self-play processes (default: run.selfplay_workers)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: until Ctrl-C)")
-    p.set_defaults(run=_runtime_command("launcher", "run"))
+    p.set_defaults(run=_lazy_command("launcher"))
 
 
 def add_evaluation(sub: argparse._SubParsersAction) -> None:
@@ -211,14 +206,14 @@ def add_evaluation(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the random player and the search")
     p.add_argument("--device", default="cpu", help="torch device for model engines")
     p.add_argument("--threads", type=_positive_int, default=1, help=THREADS_HELP)
-    p.set_defaults(run=_runtime_command("match", "match"))
+    p.set_defaults(run=_lazy_command("match"))
 
     p = sub.add_parser("report", help="PNG plots and a markdown summary of a run (data/report/)",
                        description="Read the learner's metrics, the evaluator's ratings and results and the status "
                                    "history under DATA and write losses, Elo, throughput and worker plots plus report.md.")
     p.add_argument("--data", default="data", metavar="DIR", help="the run's data directory (default data)")
     p.add_argument("--out", metavar="DIR", help="output directory (default DATA/report)")
-    p.set_defaults(run=_runtime_command("report", "report"))
+    p.set_defaults(run=_lazy_command("report"))
 
     p = sub.add_parser("strength", help="train for a wall time, then rate the last generation (make strength)",
                        description="Run the pipeline for MINUTES in OUT, then play the last generation against the "
@@ -231,16 +226,14 @@ def add_evaluation(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--visits", type=_positive_int, default=100, help="visits per move of the last generation (default 100)")
     p.add_argument("--opponents", default="random,gnugo:1,gnugo:10", help="engine specs, comma-separated")
     p.add_argument("--seed", type=int, default=0, help="seed of the matches' openings and engines")
-    p.set_defaults(run=_runtime_command("strength", "strength"))
+    p.set_defaults(run=_lazy_command("strength"))
 
 
 def add_deploy(sub: argparse._SubParsersAction) -> None:
-    """deploy, undeploy, doctor, restart, logs: remote self-play hosts; their options live beside them in the runtime."""
-    try:
-        from azgo_runtime.deploy.cli import add_parsers
-    except ImportError:  # without the runtime these commands do not exist
-        return
-    add_parsers(sub, _runtime_command)
+    """deploy, undeploy, doctor, restart, logs: remote self-play hosts; their options live beside them."""
+    from .deploy.cli import add_parsers
+
+    add_parsers(sub, _lazy_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_gtp(sub)
     add_config(sub)
-    add_runtime(sub)
+    add_services(sub)
     add_evaluation(sub)
     add_deploy(sub)
     return parser
