@@ -35,6 +35,28 @@ def test_shipped_file_equals_the_documented_defaults():
     assert load_settings(CONFIG) == load_settings(None)
 
 
+def test_the_library_dataclasses_are_the_one_home_of_each_default_and_bound():
+    from azgo_core.params import NetConfig, SearchConfig, SelfPlayConfig, TrainConfig
+
+    # configs/azgo.yaml, read through the settings, gives exactly the library's defaults
+    s = load_settings(CONFIG)
+    assert s.net_config() == NetConfig()
+    assert s.search_config() == SearchConfig()
+    assert s.selfplay_config() == SelfPlayConfig()
+    assert s.train_config() == TrainConfig()
+    # a bound written once refuses a value in both: the dataclass and the settings field
+    with pytest.raises(ValueError, match=r"NetConfig.channels must be >= 1, got 0"):
+        NetConfig(channels=0)
+    with pytest.raises(ConfigError, match=r"model.channels"):
+        load_settings(None, model={"channels": 0})
+    with pytest.raises(ValueError, match=r"SearchConfig.full_search_prob must be <= 1, got 1.5"):
+        SearchConfig(full_search_prob=1.5)
+    with pytest.raises(ConfigError, match=r"search.full_search_prob"):
+        load_settings(None, search={"full_search_prob": 1.5})
+    with pytest.raises(ValueError, match=r"TrainConfig.momentum must be < 1"):
+        TrainConfig(momentum=1.0)
+
+
 def test_seed_knobs_keep_their_names_and_defaults():
     s = load_settings(CONFIG)
     assert s.distributed.batch_size == 100

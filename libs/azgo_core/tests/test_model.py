@@ -102,7 +102,7 @@ def test_forward_refuses_wrong_input_shape():
 
 def test_count_parameters_matches_the_architecture():
     n, c, f, h, blocks = 5, 5, 8, 8, 1  # history 2 -> 5 planes
-    net = AZNet(NetConfig(board_size=n, **TINY))
+    net = AZNet(NetConfig(board_size=n, **TINY, aux_heads=True, global_pooling=True))
     stem = c * f * 9 + 2 * f
     tower = blocks * 2 * (f * f * 9 + 2 * f)
     policy = f * 2 + 2 * 2 + (2 * n * n) * (n * n + 1) + (n * n + 1)
@@ -112,7 +112,7 @@ def test_count_parameters_matches_the_architecture():
     ownership, score, opponent = f + 1, h + 1, (2 * n * n) * (n * n + 1) + (n * n + 1)
     assert count_parameters(net) == stem + tower + policy + value + ownership + score + opponent
     g = 8  # pooled channels: max(8, F/4)
-    pooled = AZNet(NetConfig(board_size=n, **{**TINY, "blocks": 2}, aux_heads=False))
+    pooled = AZNet(NetConfig(board_size=n, **{**TINY, "blocks": 2}, aux_heads=False, global_pooling=True))
     pooling = f * g * 9 + 2 * g + (2 * g) * f + f
     assert count_parameters(pooled) == stem + 2 * tower + pooling + policy + value
 

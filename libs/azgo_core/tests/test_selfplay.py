@@ -21,7 +21,8 @@ from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
 
 def make_config(size=5, parallel_games=6, batch_size=8, komi=0.5, move_cap=None, resign_min_moves=4,
                 resign_max_share=1.0, **search):
-    search = dict(dict(visits=10, cheap_visits=3, full_search_prob=0.5), **search)
+    # a fixed resignation threshold unless a test asks for the calibration
+    search = dict(dict(visits=10, cheap_visits=3, full_search_prob=0.5, resign_calibration_games=0), **search)
     return SelfPlayConfig(board_size=size, komi=komi, parallel_games=parallel_games, batch_size=batch_size,
                           move_cap=move_cap, resign_min_moves=resign_min_moves, resign_max_share=resign_max_share,
                           search=SearchConfig(**search))
@@ -259,7 +260,7 @@ def test_threshold_below_every_value_never_resigns():
 
 def test_threshold_above_every_value_resigns_at_the_minimum():
     """Values lie in [-1, 1]: a threshold above 1 resigns every game as soon as allowed."""
-    cfg = make_config(parallel_games=4, batch_size=4, no_resign_share=0.0, resign_threshold=1.01, resign_min_moves=6)
+    cfg = make_config(parallel_games=4, batch_size=4, no_resign_share=0.0, resign_threshold=1.0, resign_min_moves=6)
     runner = SelfPlayRunner(cfg, uniform_evaluator, seed=7)
     records = runner.play(8)
     for r in records:
@@ -309,7 +310,7 @@ def test_set_model_swaps_the_evaluator_between_moves():
 
 
 def test_a_resignation_right_after_set_model_carries_the_new_generation():
-    cfg = make_config(parallel_games=1, batch_size=1, no_resign_share=0.0, resign_threshold=1.01, resign_min_moves=4)
+    cfg = make_config(parallel_games=1, batch_size=1, no_resign_share=0.0, resign_threshold=1.0, resign_min_moves=4)
     runner = SelfPlayRunner(cfg, uniform_evaluator, model_generation=0, seed=10)
     while len(runner.games[0].moves) < 4:  # four moves by generation 0
         assert not runner.step()

@@ -143,12 +143,13 @@ def test_rules_the_project_does_not_implement_are_refused(rules):
 
 @pytest.mark.parametrize("size, search", [
     (5, SearchConfig(visits=8, cheap_visits=4, full_search_prob=0.5)),
-    (5, SearchConfig(visits=6, cheap_visits=2, full_search_prob=0.3, resign_threshold=0.5, no_resign_share=0.3)),
+    (5, SearchConfig(visits=6, cheap_visits=2, full_search_prob=0.3, resign_threshold=0.5, no_resign_share=0.3,
+                     resign_calibration_games=0)),
     (7, SearchConfig(visits=4, cheap_visits=2, full_search_prob=1.0)),
     # Gumbel's targets are its improved policy pi' as integer weights, over every legal move
     (5, SearchConfig(algorithm="gumbel", visits=8, cheap_visits=4, full_search_prob=0.5)),
     (7, SearchConfig(algorithm="gumbel", visits=6, cheap_visits=2, full_search_prob=0.5, resign_threshold=0.5,
-                     no_resign_share=0.3)),
+                     no_resign_share=0.3, resign_calibration_games=0)),
 ])
 def test_selfplay_records_tell_the_truth(size, search):
     cfg = SelfPlayConfig(board_size=size, komi=7.5, parallel_games=4, batch_size=8, resign_min_moves=3, search=search)

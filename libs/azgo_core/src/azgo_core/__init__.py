@@ -8,6 +8,7 @@ pull in torch or the compiled kernels. The modules behind them:
     board     compiled board: captures, liberties, superko hashing, legal mask, Tromp-Taylor score
     position  Position, the Python-facing game state built on the board
     features  network input planes and the 8 dihedral symmetries
+    params    NetConfig, SearchConfig, SelfPlayConfig, TrainConfig: each default and bound once
     files     atomic writes and file digests (no torch)
     model     the torch ResNet (KataGo's auxiliary heads), safetensors save/load, batched evaluator
     mcts      compiled PUCT tree kernels; gumbel: Gumbel-Top-k and Sequential Halving at the root
@@ -40,17 +41,18 @@ _PUBLIC: dict[str, str] = {
     **dict.fromkeys(["BLACK", "WHITE", "EMPTY", "IllegalMove", "Position"], "position"),
     **dict.fromkeys(["CoordinateError", "from_gtp", "to_gtp", "from_flat", "to_flat", "pass_move", "num_actions"], "coords"),
     **dict.fromkeys(["num_planes", "apply_symmetry_planes", "apply_symmetry_policy"], "features"),
-    **dict.fromkeys(["AZNet", "NetConfig", "NetOutputs", "ModelMeta", "ModelFileError", "CorruptModelError",
+    **dict.fromkeys(["NetConfig", "SearchConfig", "SelfPlayConfig", "TrainConfig"], "params"),
+    **dict.fromkeys(["AZNet", "NetOutputs", "ModelMeta", "ModelFileError", "CorruptModelError",
                      "TruncatedModelError", "WrongBoardSizeError", "NotAModelError",
                      "load_model", "make_evaluator", "resolve_device", "save_model", "serialize_model"], "model"),
-    **dict.fromkeys(["Evaluator", "Forest", "MctsPlayer", "SearchConfig", "choose_move", "uniform_evaluator"], "search"),
-    **dict.fromkeys(["ResignCalibration", "RunnerStats", "SelfPlayConfig", "SelfPlayRunner"], "selfplay"),
+    **dict.fromkeys(["Evaluator", "Forest", "MctsPlayer", "choose_move", "uniform_evaluator"], "search"),
+    **dict.fromkeys(["ResignCalibration", "RunnerStats", "SelfPlayRunner"], "selfplay"),
     **dict.fromkeys(["GameRecord", "RecordError", "decode_batch", "encode_batch"], "records"),
     **dict.fromkeys(["atomic_write", "file_sha256"], "files"),
     **dict.fromkeys(["check_record"], "verify"),
     **dict.fromkeys(["HealthWindow", "game_health"], "health"),
     **dict.fromkeys(["from_sgf_moves", "to_sgf"], "sgf"),
-    **dict.fromkeys(["PositionSampler", "TrainConfig", "make_optimizer", "train_step"], "train"),
+    **dict.fromkeys(["PositionSampler", "make_optimizer", "train_step"], "train"),
     **dict.fromkeys(["GtpEngine"], "gtp"),
     **dict.fromkeys(["MatchResult", "RandomPlayer", "play_game", "play_match"], "match"),
     **dict.fromkeys(["fit_ratings", "score_interval"], "rating"),

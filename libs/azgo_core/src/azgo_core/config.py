@@ -19,19 +19,13 @@ from __future__ import annotations
 import ipaddress
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .coords import MAX_SIZE, MIN_SIZE
-
-if TYPE_CHECKING:  # the views below import these lazily: reading a config needs no torch or numba
-    from .model import NetConfig
-    from .search import SearchConfig
-    from .selfplay import SelfPlayConfig
-    from .train import TrainConfig
+from .params import NetConfig, SearchConfig, SelfPlayConfig, TrainConfig, default_and_bounds
 
 ENV_PREFIX = "AZGO_"
 ENV_DELIMITER = "__"
@@ -46,6 +40,13 @@ DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
 HOST_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:]+\]?$"
 
 
+def setting(cls: type, name: str, **extra: Any) -> Any:
+    """A settings field whose default and bounds are those of the library dataclass ``cls``'s
+    field ``name`` (``params``: the one home of each default); ``extra``: pydantic-only options."""
+    default, bounds = default_and_bounds(cls, name)
+    return Field(default, **bounds, **extra)
+
+
 class _Section(BaseModel):
     # the docstring under each field is its description (the generated configuration reference)
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, use_attribute_docstrings=True)
@@ -54,59 +55,59 @@ class _Section(BaseModel):
 class Board(_Section):
     """The game: board size and komi (Tromp-Taylor rules: area scoring, positional superko)."""
 
-    size: int = Field(9, ge=MIN_SIZE, le=MAX_SIZE)
+    size: int = setting(NetConfig, "board_size")
     """Board size N."""
-    komi: float = Field(7.5, ge=-361, le=361, allow_inf_nan=False)
+    komi: float = setting(SelfPlayConfig, "komi", allow_inf_nan=False)
     """Komi given to white (area scoring; 7x7 is fair at 9)."""
 
 
 class Model(_Section):
     """The network: AlphaGo Zero's residual tower with KataGo's auxiliary heads and global pooling."""
 
-    blocks: int = Field(4, ge=1, le=64)
+    blocks: int = setting(NetConfig, "blocks")
     """Residual blocks in the tower."""
-    channels: int = Field(48, ge=8, le=1024)
+    channels: int = setting(NetConfig, "channels")
     """Convolution channels."""
-    value_hidden: int = Field(64, ge=1, le=4096)
+    value_hidden: int = setting(NetConfig, "value_hidden")
     """Width of the value head's hidden layer."""
-    history: int = Field(8, ge=1, le=16)
+    history: int = setting(NetConfig, "history")
     """Past positions in the input planes (AlphaGo Zero: 8)."""
-    aux_heads: bool = False
+    aux_heads: bool = setting(NetConfig, "aux_heads")
     """KataGo's auxiliary heads: final ownership, final score, the opponent's reply (off: at 12 and 30
     minutes on 2 cores they did not pay for their cost, docs/results/2026-12-03-7x7-ab30.md)."""
-    global_pooling: bool = False
+    global_pooling: bool = setting(NetConfig, "global_pooling")
     """KataGo's global pooling in blocks 2, 5, 8, ... of the tower (off with the heads, measured alike)."""
 
 
 class Search(_Section):
     """Self-play search: PUCT or Gumbel at the root, playout-cap randomization, passing and resignation."""
 
-    algorithm: Literal["puct", "gumbel"] = "puct"
+    algorithm: Literal["puct", "gumbel"] = setting(SearchConfig, "algorithm")
     """Root search: 'puct' (AlphaZero: Dirichlet noise, visit-count targets) or 'gumbel' (Gumbel AlphaZero:
     Gumbel-Top-k and Sequential Halving at the root, completed-Q policy targets; no Dirichlet noise, no tree reuse)."""
-    visits: int = Field(100, ge=1)
+    visits: int = setting(SearchConfig, "visits")
     """Visits of a full search (the policy targets); under gumbel its simulations."""
-    cheap_visits: int = Field(25, ge=1)
+    cheap_visits: int = setting(SearchConfig, "cheap_visits")
     """Visits of a cheap search (KataGo's playout-cap randomization)."""
-    max_considered: int = Field(16, ge=1, le=362)
+    max_considered: int = setting(SearchConfig, "max_considered")
     """Gumbel only: actions sampled at the root (Gumbel-Top-k) for Sequential Halving."""
-    full_search_prob: float = Field(0.25, ge=0, le=1)
+    full_search_prob: float = setting(SearchConfig, "full_search_prob")
     """Share of moves searched fully."""
-    c_puct: float = Field(1.25, gt=0)
+    c_puct: float = setting(SearchConfig, "c_puct")
     """PUCT exploration constant (AlphaZero's pb_c_init)."""
-    noise_fraction: float = Field(0.25, ge=0, le=1)
+    noise_fraction: float = setting(SearchConfig, "noise_fraction")
     """Dirichlet noise share at full-search roots (puct only: gumbel draws Gumbel noise instead)."""
-    resign_threshold: float = Field(-0.9, ge=-1, le=1)
+    resign_threshold: float = setting(SearchConfig, "resign_threshold")
     """Resign when the root value falls below this."""
-    no_resign_share: float = Field(0.1, ge=0, le=1)
+    no_resign_share: float = setting(SearchConfig, "no_resign_share")
     """Share of games that never resign (measures false resignations)."""
-    resign_calibration_games: int = Field(20, ge=0)
+    resign_calibration_games: int = setting(SearchConfig, "resign_calibration_games")
     """Won no-resign games needed before anyone resigns; then the threshold is calibrated (0: fixed threshold)."""
-    resign_false_positives: float = Field(0.05, ge=0, le=1)
+    resign_false_positives: float = setting(SearchConfig, "resign_false_positives")
     """Target share of false resignations for the calibrated threshold (AlphaGo Zero: 5%)."""
-    resign_max_share: float = Field(0.5, ge=0, le=1)
+    resign_max_share: float = setting(SelfPlayConfig, "resign_max_share")
     """Resignation pauses while more than this share of a worker's last 200 games were resigned."""
-    settled_pass: bool = True
+    settled_pass: bool = setting(SearchConfig, "settled_pass")
     """A side passes only after the opponent's pass or when the board is divided (no dame, no uncaptured dead stones)."""
 
     @model_validator(mode="after")
@@ -121,15 +122,15 @@ class SelfPlay(_Section):
 
     games_per_worker: int = Field(0, ge=0)
     """Games each worker plays before it exits; 0 plays forever."""
-    parallel_games: int = Field(32, ge=1, le=4096)
+    parallel_games: int = setting(SelfPlayConfig, "parallel_games")
     """Games a worker plays at once; their leaves share one network batch."""
-    batch_size: int = Field(32, ge=1, le=4096)
+    batch_size: int = setting(SelfPlayConfig, "batch_size")
     """Largest network batch (leaves beyond it go to a second call in the same step)."""
     device: str = Field("auto", pattern=DEVICE_PATTERN)
     """torch device for the network: auto (cuda when present, else cpu), cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
     """CPU threads for torch in a worker."""
-    search_threads: int = Field(1, ge=0, le=256)
+    search_threads: int = setting(SelfPlayConfig, "search_threads")
     """Threads of the compiled search over a worker's games (the same games for a fixed seed);
     0: every core the worker may use. 1 on CPU workers, which share the host's cores; on a GPU
     host 0 (or the cores per worker), so the search keeps up with the network."""
@@ -140,29 +141,29 @@ class SelfPlay(_Section):
 class Train(_Section):
     """The optimiser and the losses' weights."""
 
-    batch_size: int = Field(128, ge=1)
+    batch_size: int = setting(TrainConfig, "batch_size")
     """Positions per optimisation step."""
-    optimizer: Literal["sgd", "adamw"] = "sgd"
+    optimizer: Literal["sgd", "adamw"] = setting(TrainConfig, "optimizer")
     """'sgd' (momentum, L2 in the loss, AlphaZero) or 'adamw'."""
-    lr: float = Field(0.02, gt=0)
+    lr: float = setting(TrainConfig, "lr")
     """Peak learning rate."""
-    momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: float = setting(TrainConfig, "momentum")
     """SGD momentum."""
-    weight_decay: float = Field(1e-4, ge=0)
+    weight_decay: float = setting(TrainConfig, "weight_decay")
     """L2 coefficient c."""
-    warmup_steps: int = Field(100, ge=0)
+    warmup_steps: int = setting(TrainConfig, "warmup_steps")
     """Linear learning-rate warm-up."""
-    lr_milestones: tuple[int, ...] = ()
+    lr_milestones: tuple[int, ...] = setting(TrainConfig, "lr_milestones")
     """Steps at which the learning rate is multiplied by lr_gamma."""
-    lr_gamma: float = Field(0.1, gt=0)
+    lr_gamma: float = setting(TrainConfig, "lr_gamma")
     """Learning-rate decay factor at each milestone."""
-    grad_clip: float | None = Field(None, gt=0)
+    grad_clip: float | None = setting(TrainConfig, "grad_clip")
     """Clip the global gradient norm (null: no clipping)."""
-    ownership_loss_weight: float = Field(1.5, ge=0)
+    ownership_loss_weight: float = setting(TrainConfig, "ownership_loss_weight")
     """Weight of the ownership loss (KataGo: 1.5 over the board's mean)."""
-    score_loss_weight: float = Field(0.25, ge=0)
+    score_loss_weight: float = setting(TrainConfig, "score_loss_weight")
     """Weight of the score loss (Huber on score / N)."""
-    opponent_policy_loss_weight: float = Field(0.15, ge=0)
+    opponent_policy_loss_weight: float = setting(TrainConfig, "opponent_policy_loss_weight")
     """Weight of the opponent-reply policy loss (KataGo: 0.15)."""
 
 
@@ -175,7 +176,7 @@ class Learner(_Section):
     """torch device for training: auto, cpu, cuda, cuda:1."""
     threads: int = Field(1, ge=1, le=256)
     """CPU threads for torch in the learner."""
-    window_positions: int = Field(50_000, ge=1)
+    window_positions: int = setting(TrainConfig, "window")
     """Training window: the most recent policy-target positions."""
     min_positions: int = Field(1_000, ge=1)
     """Positions the window must hold before the first step."""
@@ -410,15 +411,11 @@ class Settings(BaseSettings):
 
     # --- views for the library ------------------------------------------------------------
     def net_config(self) -> NetConfig:
-        from .model import NetConfig
-
         m = self.model
         return NetConfig(board_size=self.board.size, history=m.history, blocks=m.blocks, channels=m.channels,
                          value_hidden=m.value_hidden, aux_heads=m.aux_heads, global_pooling=m.global_pooling)
 
     def search_config(self) -> SearchConfig:
-        from .search import SearchConfig
-
         s = self.search
         return SearchConfig(algorithm=s.algorithm, max_considered=s.max_considered,
                             visits=s.visits, cheap_visits=s.cheap_visits, full_search_prob=s.full_search_prob,
@@ -428,16 +425,12 @@ class Settings(BaseSettings):
                             history=self.model.history)
 
     def selfplay_config(self) -> SelfPlayConfig:
-        from .selfplay import SelfPlayConfig
-
         return SelfPlayConfig(board_size=self.board.size, komi=self.board.komi,
                               parallel_games=self.self_play.parallel_games, batch_size=self.self_play.batch_size,
                               search_threads=self.self_play.search_threads,
                               resign_max_share=self.search.resign_max_share, search=self.search_config())
 
     def train_config(self) -> TrainConfig:
-        from .train import TrainConfig
-
         t = self.train
         return TrainConfig(batch_size=t.batch_size, optimizer=t.optimizer, lr=t.lr, momentum=t.momentum,
                            weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, lr_milestones=t.lr_milestones,

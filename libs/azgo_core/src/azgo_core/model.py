@@ -61,7 +61,7 @@ import math
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -72,8 +72,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from azgo_core.coords import check_size
 from azgo_core.files import atomic_write
+from azgo_core.params import NetConfig
 
 if TYPE_CHECKING:  # the search owns the evaluator's type; importing it here would load the compiled kernels
     from azgo_core.search import Evaluator
@@ -124,73 +124,7 @@ class NotAModelError(ModelFileError):
 # --------------------------------------------------------------------------- network
 
 
-@dataclass(frozen=True)
-class NetConfig:
-    """Architecture of an ``AZNet``; stored as JSON in every model file.
 
-    board_size: N; history: positions of history in the input (C = 2*history+1 planes);
-    blocks: residual blocks; channels: filters per conv (F); value_hidden: value FC width;
-    aux_heads: ownership, score and opponent-reply heads; global_pooling: pooled blocks (see
-    the module docstring). Files saved before the last two existed load with both false.
-    """
-
-    board_size: int = 9
-    history: int = 8
-    blocks: int = 4
-    channels: int = 48
-    value_hidden: int = 64
-    aux_heads: bool = True
-    global_pooling: bool = True
-
-    def __post_init__(self) -> None:
-        check_size(self.board_size)
-        for name, low in (("history", 1), ("blocks", 0), ("channels", 1), ("value_hidden", 1)):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"NetConfig.{name} must be an integer >= {low}, got {value!r}")
-        for name in ("aux_heads", "global_pooling"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"NetConfig.{name} must be true or false, got {getattr(self, name)!r}")
-
-    @property
-    def pooled_blocks(self) -> tuple[int, ...]:
-        """0-based indices of the blocks with global pooling: 1, 4, 7, ... (none without it)."""
-        return tuple(range(1, self.blocks, 3)) if self.global_pooling else ()
-
-    @property
-    def in_planes(self) -> int:
-        """C, the number of input planes: ``2*history + 1``."""
-        return 2 * self.history + 1
-
-    @property
-    def num_actions(self) -> int:
-        """N*N + 1 (pass is the last action)."""
-        return self.board_size * self.board_size + 1
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str) -> NetConfig:
-        """Parse ``to_json`` output; unknown or missing fields are refused by name."""
-        try:
-            data = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"architecture is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"architecture must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        missing = sorted(known - set(data) - set(_ADDED_LATER))
-        if unknown or missing:
-            raise ValueError(f"architecture fields: unknown {unknown}, missing {missing}")
-        return cls(**{**_ADDED_LATER, **data})
-
-
-# Architecture fields added after the first models were saved, and the value that describes
-# those older files: a model written before the auxiliary heads loads as a plain
-# policy-value net (no heads, no pooling), exactly as it was trained.
-_ADDED_LATER = {"aux_heads": False, "global_pooling": False}
 
 
 class ResidualBlock(nn.Module):

@@ -16,7 +16,6 @@ policy pi', see ``Forest.root_policy_target``).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -24,11 +23,10 @@ import numpy as np
 from . import board as B
 from . import chunkpool, coords, gumbel, mcts
 from .features import num_planes
+from .params import SearchConfig
 from .position import Position, zobrist
 
 _NO_PATH = np.zeros(1, dtype=np.uint64)
-
-ALGORITHMS = ("puct", "gumbel")
 
 POLICY_TARGET_TOTAL = 1000
 """The integer weights a quantised pi' sums to (``quantise_policy``). Per-mille: the error of
@@ -42,95 +40,24 @@ entries per move near the number of plausible moves; the counts read like those 
 Evaluator = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-@dataclass(frozen=True)
-class SearchConfig:
-    """Search and move-choice settings; defaults follow AlphaZero, KataGo and Leela Zero."""
+def kernel_params(config: SearchConfig, komi: float) -> np.ndarray:
+    """The compiled kernels' scalar parameters (``mcts.NUM_PARAMS`` float64) of a search at ``komi``."""
+    p = np.zeros(mcts.NUM_PARAMS, dtype=np.float64)
+    p[mcts.C_PUCT] = config.c_puct
+    p[mcts.C_BASE] = config.c_base
+    p[mcts.FPU_REDUCTION] = config.fpu_reduction
+    p[mcts.KOMI] = komi
+    p[mcts.NOISE_FRACTION] = config.noise_fraction
+    p[mcts.NOISE_ALPHA_TOTAL] = config.noise_alpha_total
+    p[mcts.SETTLED_PASS] = 1.0 if config.settled_pass else 0.0
+    p[mcts.ALGORITHM] = mcts.GUMBEL if config.gumbel else mcts.PUCT
+    p[mcts.MAX_CONSIDERED] = config.max_considered
+    p[mcts.C_VISIT] = config.c_visit
+    p[mcts.C_SCALE] = config.c_scale
+    return p
 
-    algorithm: str = "puct"
-    """Root algorithm: 'puct' (AlphaZero) or 'gumbel' (Gumbel AlphaZero; Danihelka et al. 2022)."""
-    visits: int = 200
-    """Root child visits of a full search (a reused subtree's visits count); under gumbel the
-    simulations of a full search."""
-    cheap_visits: int = 40
-    """Visits of a cheap search (KataGo's playout-cap randomization); under gumbel its simulations."""
-    max_considered: int = 16
-    """Gumbel only: the m actions sampled at the root (Gumbel-Top-k, m = min(this, legal moves))
-    among which Sequential Halving spends the simulations (the paper: 16 on 9x9 Go)."""
-    c_visit: float = 50.0
-    """Gumbel only: sigma(q) = (c_visit + max_b N(b)) * c_scale * q (the paper: 50)."""
-    c_scale: float = 1.0
-    """Gumbel only: see ``c_visit`` (the paper: 1.0); q is the completed Q mapped to [0, 1]."""
-    full_search_prob: float = 0.25
-    """Share of moves with a full search; only those are policy targets (KataGo: 0.25)."""
-    c_puct: float = 1.25
-    """Exploration constant c_puct (AlphaZero's pb_c_init)."""
-    c_base: float = 19652.0
-    """Visits over which c(s) grows logarithmically (AlphaZero's pb_c_base)."""
-    fpu_reduction: float = 0.25
-    """First-play urgency: unvisited children get the parent's Q minus this * sqrt(visited P)."""
-    noise_fraction: float = 0.25
-    """Dirichlet noise share at the root of full searches (AlphaZero: 0.25); unused under gumbel."""
-    noise_alpha_total: float = 10.83
-    """Dirichlet alpha times the number of legal moves (KataGo: 0.03 * 361); unused under gumbel."""
-    temperature: float = 1.0
-    """Move choice proportional to N^(1/T) during the opening. Under gumbel only its sign
-    counts: above 0, cheap searches of the opening draw Gumbel noise too (the move is then a
-    sample of the improved policy); 0 plays the best move without noise."""
-    temperature_moves: int | None = None
-    """Opening length for ``temperature``; default N*N // 8 (30 on 19x19 in AlphaGo Zero)."""
-    final_temperature: float = 0.0
-    """Temperature after the opening; 0 plays the most visited move. Under gumbel, as
-    ``temperature``: above 0, cheap searches after the opening draw Gumbel noise. Full searches
-    under gumbel always draw it (their candidates must be sampled for pi' to improve the policy)."""
-    resign_threshold: float = -0.9
-    """Resign when the root value of the side to move falls below this."""
-    no_resign_share: float = 0.1
-    """Share of games that never resign, to measure false resignations (AlphaGo Zero: 10%)."""
-    resign_calibration_games: int = 0
-    """0: ``resign_threshold`` as given. Otherwise the threshold is calibrated as in AlphaGo Zero
-    (``selfplay.ResignCalibration``): no resignation until this many no-resign games have been
-    won, then the highest threshold below ``resign_threshold`` that would have falsely resigned
-    at most ``resign_false_positives`` of them."""
-    resign_false_positives: float = 0.05
-    """Target share of false resignations for the calibration (AlphaGo Zero: below 5%)."""
-    reuse_tree: bool = True
-    """Keep the chosen child's subtree for the next move; ignored under gumbel (every search
-    starts at a fresh root, so its visits follow the halving schedule)."""
-    settled_pass: bool = True
-    """Pass only after the opponent's pass or when the board is divided: no empty region the
-    mover may play in touches both colours (``mcts``: searched freely, early passes take self-play over)."""
-    history: int = 8
-    """Positions of stone history in the input planes."""
 
-    def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"search algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
-        if self.max_considered < 1:
-            raise ValueError(f"max_considered must be at least 1, got {self.max_considered}")
-        if self.c_visit < 0 or self.c_scale <= 0:
-            raise ValueError(f"c_visit must be >= 0 and c_scale > 0, got {self.c_visit} and {self.c_scale}")
 
-    @property
-    def gumbel(self) -> bool:
-        return self.algorithm == "gumbel"
-
-    def params(self, komi: float) -> np.ndarray:
-        p = np.zeros(mcts.NUM_PARAMS, dtype=np.float64)
-        p[mcts.C_PUCT] = self.c_puct
-        p[mcts.C_BASE] = self.c_base
-        p[mcts.FPU_REDUCTION] = self.fpu_reduction
-        p[mcts.KOMI] = komi
-        p[mcts.NOISE_FRACTION] = self.noise_fraction
-        p[mcts.NOISE_ALPHA_TOTAL] = self.noise_alpha_total
-        p[mcts.SETTLED_PASS] = 1.0 if self.settled_pass else 0.0
-        p[mcts.ALGORITHM] = mcts.GUMBEL if self.gumbel else mcts.PUCT
-        p[mcts.MAX_CONSIDERED] = self.max_considered
-        p[mcts.C_VISIT] = self.c_visit
-        p[mcts.C_SCALE] = self.c_scale
-        return p
-
-    def opening_moves(self, size: int) -> int:
-        return self.temperature_moves if self.temperature_moves is not None else size * size // 8
 
 
 def search_threads(asked: int) -> int:
@@ -165,7 +92,7 @@ class Forest:
         self.komi = komi
         self.move_cap = move_cap if move_cap is not None else 2 * size * size
         self.H = config.history
-        self.params = config.params(komi)
+        self.params = kernel_params(config, komi)
         self.zob = zobrist(size)
         A = size * size + 1
         visits = max_visits if max_visits is not None else max(config.visits, config.cheap_visits)

@@ -35,36 +35,9 @@ import numpy as np
 from . import __version__, mcts
 from . import board as B
 from .board import BLACK, WHITE
+from .params import SelfPlayConfig
 from .records import GameRecord
-from .search import Evaluator, Forest, SearchConfig, choose_move
-
-
-@dataclass(frozen=True)
-class SelfPlayConfig:
-    board_size: int = 9
-    """Board size N (5 to 19)."""
-    komi: float = 7.5
-    """Komi given to white (Tromp-Taylor area scoring)."""
-    parallel_games: int = 64
-    """Games played at once in this process."""
-    batch_size: int = 64
-    """Largest network batch; leaves beyond it go to further calls in the same step."""
-    move_cap: int | None = None
-    """Moves after which a game ends; default 2*N*N."""
-    resign_min_moves: int | None = None
-    """No resignation before this many moves; default N*N // 4 (20 on 9x9)."""
-    resign_max_share: float = 0.5
-    """A new game may resign only while fewer than this share of the last ``RESIGN_WINDOW``
-    finished games were resigned: the rest are played out, so endgames stay in the data."""
-    search_threads: int = 1
-    """Threads of the compiled search over the games (``Forest``); 0: every core this process
-    may use. The same games for a fixed seed whatever the number."""
-    search: SearchConfig = field(default_factory=SearchConfig)
-
-    @property
-    def min_moves_to_resign(self) -> int:
-        n = self.resign_min_moves
-        return self.board_size ** 2 // 4 if n is None else n
+from .search import Evaluator, Forest, choose_move
 
 
 @dataclass

@@ -51,7 +51,6 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -61,55 +60,14 @@ from torch.nn import functional as F
 from azgo_core.board import BLACK, EMPTY
 from azgo_core.features import NUM_SYMMETRIES, apply_symmetry_planes, apply_symmetry_policy, num_planes, planes_from_history
 from azgo_core.model import AZNet, NetOutputs
+from azgo_core.params import TrainConfig
 from azgo_core.position import Position
 from azgo_core.records import GameRecord
 
 # --------------------------------------------------------------------------- config
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings. Defaults: AlphaZero's SGD (momentum 0.9, c = 1e-4) at a
-    learning rate scaled to a 256-position batch, sized for the small 9x9 default net.
 
-    window: how many of the most recent policy-target positions the sampler draws from.
-    grad_clip: clip the global gradient norm to this (None: no clipping, norm still reported).
-    """
-
-    batch_size: int = 256
-    optimizer: str = "sgd"  # 'sgd' (momentum, L2 in the loss) or 'adamw' (decoupled decay)
-    lr: float = 0.02
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    warmup_steps: int = 200
-    lr_milestones: tuple[int, ...] = ()
-    lr_gamma: float = 0.1
-    value_loss_weight: float = 1.0
-    ownership_loss_weight: float = 1.5
-    score_loss_weight: float = 0.25
-    opponent_policy_loss_weight: float = 0.15
-    grad_clip: float | None = None
-    window: int = 100_000
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adamw"):
-            raise ValueError(f"TrainConfig.optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
-        for name in ("batch_size", "window"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("lr", "lr_gamma"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"TrainConfig.{name} must be > 0, got {getattr(self, name)!r}")
-        for name in ("momentum", "weight_decay", "value_loss_weight", "ownership_loss_weight", "score_loss_weight",
-                     "opponent_policy_loss_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0, got {getattr(self, name)!r}")
-        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
-            raise ValueError(f"TrainConfig.warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
-        if list(self.lr_milestones) != sorted(set(self.lr_milestones)) or any(m < 0 for m in self.lr_milestones):
-            raise ValueError(f"TrainConfig.lr_milestones must be increasing and >= 0, got {self.lr_milestones!r}")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"TrainConfig.grad_clip must be > 0 or None, got {self.grad_clip!r}")
 
 
 class WarmupStepSchedule:
