@@ -427,7 +427,7 @@ def _replay(buf, sp, T, N, zob, komi, score, winner, resigned):
     P = (N + 2) * W
     m, o, vm, vc, f = sp[2 * MOVES], sp[2 * OFFSETS], sp[2 * VMOVES], sp[2 * VCOUNTS], sp[2 * FULL]
     cap = 2 * N * N  # Position's default move cap
-    s = np.empty(7 * P + B.NUM_SCALARS, dtype=np.int32)
+    s = np.empty(B.scalar_base(P) + B.NUM_SCALARS, dtype=np.int32)
     history = np.empty(cap + 2, dtype=np.uint64)
     bloom = np.zeros(B.BLOOM_WORDS, dtype=np.uint64)
     no_path = np.zeros(1, dtype=np.uint64)
@@ -438,11 +438,11 @@ def _replay(buf, sp, T, N, zob, komi, score, winner, resigned):
     n_history = 1
     B.bloom_add(bloom, h)
     for i in range(T):
-        if s[7 * P + B.PASSES] >= 2 or i >= cap:
+        if s[B.scalar_base(P) + B.PASSES] >= 2 or i >= cap:
             return False  # the game was over
         move = _le(buf, m + 2 * i, 2)
         # the search before the move: legal children, each once, a bounded total, the played move visited
-        colour = s[7 * P + B.TO_PLAY]
+        colour = s[B.scalar_base(P) + B.TO_PLAY]
         total = 0
         played = False
         lo, hi = _le(buf, o + 4 * i, 4), _le(buf, o + 4 * i + 4, 4)
@@ -476,9 +476,9 @@ def _replay(buf, sp, T, N, zob, komi, score, winner, resigned):
         history[n_history] = h
         n_history += 1
         B.bloom_add(bloom, h)
-    over = s[7 * P + B.PASSES] >= 2 or T >= cap
+    over = s[B.scalar_base(P) + B.PASSES] >= 2 or T >= cap
     if resigned:  # the side to move resigned: not after the end, and the other side won
-        return not over and winner == 3 - s[7 * P + B.TO_PLAY]
+        return not over and winner == 3 - s[B.scalar_base(P) + B.TO_PLAY]
     if not over or np.isnan(score):
         return False  # no result, or an ended game without its count
     return score == np.float64(B.area_score(s, N)) - komi

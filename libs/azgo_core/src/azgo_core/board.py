@@ -40,10 +40,23 @@ EMPTY, BLACK, WHITE, BORDER = 0, 1, 2, 3
 LEGAL, OCCUPIED, SUICIDE, SUPERKO = 0, 1, 2, 3
 REASONS = ("legal", "occupied", "suicide", "superko")
 
-# scalar slots after the seven P-long sections
+# scalar slots after the seven P-long sections: s[scalar_base(P) + TO_PLAY], ...
 TO_PLAY, PASSES, NMOVES, HASH_LO, HASH_HI, LAST = range(6)
 NUM_SCALARS = 8
+SECTIONS = 7
 BLOOM_WORDS = 64
+
+
+@njit(cache=True, inline="always")
+def scalar_base(P):
+    """Index of the first scalar slot of a state whose sections are P long (``padded_points``), in kernels."""
+    return SECTIONS * P
+
+
+def scalar_index(size: int, slot: int) -> int:
+    """Index of scalar ``slot`` in a ``size`` board's state, for Python callers (a kernel's call
+    from Python costs a dispatch)."""
+    return SECTIONS * padded_points(size) + slot
 
 
 def padded_points(size: int) -> int:
@@ -52,7 +65,7 @@ def padded_points(size: int) -> int:
 
 
 def state_length(size: int) -> int:
-    return 7 * padded_points(size) + NUM_SCALARS
+    return SECTIONS * padded_points(size) + NUM_SCALARS
 
 
 def zobrist_table(size: int, seed: int = 20161027) -> np.ndarray:
@@ -63,7 +76,7 @@ def zobrist_table(size: int, seed: int = 20161027) -> np.ndarray:
 
 @njit(cache=True)
 def get_hash(s, P):
-    base = 7 * P
+    base = scalar_base(P)
     lo = np.uint64(np.uint32(s[base + HASH_LO]))
     hi = np.uint64(np.uint32(s[base + HASH_HI]))
     return (hi << np.uint64(32)) | lo
@@ -71,7 +84,7 @@ def get_hash(s, P):
 
 @njit(cache=True)
 def _set_hash(s, P, h):
-    base = 7 * P
+    base = scalar_base(P)
     s[base + HASH_LO] = np.int32(np.uint32(h & np.uint64(0xFFFFFFFF)))
     s[base + HASH_HI] = np.int32(np.uint32(h >> np.uint64(32)))
 
@@ -88,8 +101,8 @@ def init_board(s, N):
             s[p] = BORDER
         s[2 * P + p] = p  # HEAD
         s[P + p] = p  # NEXT
-    s[7 * P + TO_PLAY] = BLACK
-    s[7 * P + LAST] = -1
+    s[scalar_base(P) + TO_PLAY] = BLACK
+    s[scalar_base(P) + LAST] = -1
 
 
 @njit(cache=True, inline="always")
@@ -228,7 +241,7 @@ def play_move(s, N, p, zob):
     """
     W = N + 1
     P = (N + 2) * W
-    base = 7 * P
+    base = scalar_base(P)
     colour = s[base + TO_PLAY]
     opp = 3 - colour
     s[base + TO_PLAY] = opp
@@ -283,7 +296,7 @@ def legal_mask(s, N, zob, history, n_history, bloom, path, n_path, out):
     """
     W = N + 1
     P = (N + 2) * W
-    colour = s[7 * P + TO_PLAY]
+    colour = s[scalar_base(P) + TO_PLAY]
     opp = 3 - colour
     h0 = get_hash(s, P)
     for r in range(N):

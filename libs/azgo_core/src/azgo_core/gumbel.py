@@ -44,6 +44,8 @@ import math
 import numpy as np
 from numba import njit
 
+from .arena import EDGE_N, EDGE_P, EDGE_W, NODE_COUNT, NODE_FIRST, NODE_N
+
 READY, NOISE, M, LENGTH = range(4)
 
 _TINY = 1e-30  # log P of a prior that underflowed: a very unlikely, still legal action
@@ -97,7 +99,7 @@ def start_search(gum, g, noise):
 @njit(cache=True)
 def _prepare(tree, gum, g, root, target, max_considered):
     """Draw g(a) (or zeros) for the expanded root's children and build the schedule."""
-    node_count = tree[1]
+    node_count = tree[NODE_COUNT]
     gumbel_g, schedule, state = gum
     count = node_count[g, root]
     for i in range(count):
@@ -138,7 +140,7 @@ def _root_stats(tree, g, root):
 @njit(cache=True)
 def _sigma(tree, g, e, v_mix, scale):
     """sigma(q̂) of child edge ``e``: its Q, or v_mix unvisited, mapped from [-1, 1] to [0, 1]."""
-    edge_N, edge_W = tree[6], tree[7]
+    edge_N, edge_W = tree[EDGE_N], tree[EDGE_W]
     q = edge_W[g, e] / edge_N[g, e] if edge_N[g, e] > 0 else v_mix
     return scale * (q + 1.0) * 0.5
 
@@ -146,10 +148,10 @@ def _sigma(tree, g, e, v_mix, scale):
 @njit(cache=True)
 def sigma_completed_q(tree, g, root, c_visit, c_scale, out):
     """sigma(q̂(a)) of the root's completed Q values into ``out`` [count]; returns max_b N(b)."""
-    first = tree[0][g, root]
+    first = tree[NODE_FIRST][g, root]
     v_mix, max_n, _ = _root_stats(tree, g, root)
     scale = (c_visit + max_n) * c_scale
-    for i in range(tree[1][g, root]):
+    for i in range(tree[NODE_COUNT][g, root]):
         out[i] = _sigma(tree, g, first + i, v_mix, scale)
     return max_n
 
@@ -158,8 +160,8 @@ def sigma_completed_q(tree, g, root, c_visit, c_scale, out):
 def _best_with_visits(tree, gum, g, root, wanted, c_visit, c_scale):
     """The child edge with N(a) == ``wanted`` maximising g(a) + log P(a) + sigma(q̂(a)); -1 if
     none. ``wanted`` < 0: the most visited children."""
-    node_first, node_count = tree[0], tree[1]
-    edge_P, edge_N = tree[5], tree[6]
+    node_first, node_count = tree[NODE_FIRST], tree[NODE_COUNT]
+    edge_P, edge_N = tree[EDGE_P], tree[EDGE_N]
     gumbel_g = gum[0]
     first = node_first[g, root]
     v_mix, max_n, _ = _root_stats(tree, g, root)
@@ -185,7 +187,7 @@ def root_edge(tree, gum, g, root, target, max_considered, c_visit, c_scale):
     schedule, state = gum[1], gum[2]
     if state[g, READY] == 0:
         _prepare(tree, gum, g, root, target, max_considered)
-    k = tree[2][g, root] - 1  # this simulation's index: the root's child visits so far
+    k = tree[NODE_N][g, root] - 1  # this simulation's index: the root's child visits so far
     e = -1
     if k < state[g, LENGTH]:
         e = _best_with_visits(tree, gum, g, root, schedule[g, k], c_visit, c_scale)
@@ -198,7 +200,7 @@ def root_edge(tree, gum, g, root, target, max_considered, c_visit, c_scale):
 def chosen_edge(tree, gum, g, root, c_visit, c_scale):
     """The move of a finished search: among the most visited root children (the actions left
     by Sequential Halving), the largest g(a) + log P(a) + sigma(q̂(a)); -1 if unexpanded."""
-    if tree[1][g, root] <= 0:
+    if tree[NODE_COUNT][g, root] <= 0:
         return -1
     return _best_with_visits(tree, gum, g, root, -1, c_visit, c_scale)
 
@@ -206,7 +208,7 @@ def chosen_edge(tree, gum, g, root, c_visit, c_scale):
 @njit(cache=True)
 def improved_policy(tree, g, root, c_visit, c_scale, out):
     """pi' = softmax(log P + sigma(completedQ)) over the root's children into ``out`` [count]."""
-    node_first, node_count, edge_P = tree[0], tree[1], tree[5]
+    node_first, node_count, edge_P = tree[NODE_FIRST], tree[NODE_COUNT], tree[EDGE_P]
     first = node_first[g, root]
     count = node_count[g, root]
     sigma = np.empty(count, np.float64)

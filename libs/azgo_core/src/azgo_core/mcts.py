@@ -14,7 +14,7 @@ each pending game its row) and the random draws (numba keeps one generator per t
 ``draw_root_gumbel`` and ``finish_expansions`` draw Gumbel and Dirichlet noise in ``gids``
 order). One thread or several, a fixed seed gives the same trees, batches and games.
 
-Tree arrays (``tree`` tuple), per game ``g``:
+Tree arrays (``arena.new_tree``: a tuple the kernels index by name, ``tree[EDGE_N]``), per game ``g``:
 
 =============  ===================  ===========================================================
 name           shape, dtype         meaning
@@ -31,7 +31,7 @@ edge_child     [G, E] int32         node reached by the edge, -1 before its firs
 info           [G, 8] int32         ROOT, NODES, EDGES, PENDING leaf, DEPTH, NOISE flag, draws
 =============  ===================  ===========================================================
 
-Board arrays (``games`` tuple), per game: ``root`` and ``leaf`` boards (int32 [G, L]), the
+Board arrays (``arena.new_game_arrays``, ``games[ROOT_BOARD]``), per game: ``root`` and ``leaf`` boards (int32 [G, L]), the
 game's superko ``history`` (uint64 [G, Hmax]) with its count and ``bloom`` (uint64 [G, 64]),
 the hashes, nodes and edges of the current path (``path_hash``/``path_node``/``path_edge``,
 [G, D]), and the stones of the last H positions at the root (``root_stones`` int8
@@ -69,6 +69,20 @@ from numba import njit
 
 from . import board as B
 from . import gumbel as GB
+from .arena import (
+    BLOOM,
+    HISTORY,
+    INFO,
+    LEAF_BOARD,
+    NODE_COUNT,
+    NODE_N,
+    PATH_EDGE,
+    PATH_HASH,
+    PATH_NODE,
+    PATH_STONES,
+    ROOT_BOARD,
+    ROOT_STONES,
+)
 
 ROOT, NODES, EDGES, PENDING, DEPTH, NOISE, DRAWS, NHIST = range(8)
 
@@ -77,6 +91,8 @@ ROOT, NODES, EDGES, PENDING, DEPTH, NOISE, DRAWS, NHIST = range(8)
  ALGORITHM, MAX_CONSIDERED, C_VISIT, C_SCALE) = range(11)
 NUM_PARAMS = 11
 PUCT, GUMBEL = 0, 1
+
+
 
 
 @njit(cache=True)
@@ -123,7 +139,7 @@ def _select_edge(tree, g, n, params):
 def _backup(tree, games, g, leaf, depth, v):
     """Add value ``v`` (side to move at the leaf) along the path; signs alternate upward."""
     node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
-    path_node, path_edge = games[5], games[6]
+    path_node, path_edge = games[PATH_NODE], games[PATH_EDGE]
     node_N[g, leaf] += 1
     node_W[g, leaf] += v
     for d in range(depth - 1, -1, -1):
@@ -139,7 +155,7 @@ def _backup(tree, games, g, leaf, depth, v):
 @njit(cache=True)
 def _terminal_value(leaf_board, N, move_cap, komi):
     """The exact result at a finished position, from the side to move's view; 2.0 if not over."""
-    base = 7 * (N + 2) * (N + 1)
+    base = B.scalar_base((N + 2) * (N + 1))
     if leaf_board[base + B.PASSES] < 2 and leaf_board[base + B.NMOVES] < move_cap:
         return 2.0
     score = B.area_score(leaf_board, N) - komi
@@ -150,7 +166,7 @@ def _terminal_value(leaf_board, N, move_cap, komi):
 @njit(cache=True)
 def _write_planes(games, g, depth, N, H, to_play, out):
     """History planes of the leaf at ``depth`` below the root (see ``features``)."""
-    root_stones, path_stones = games[7], games[8]
+    root_stones, path_stones = games[ROOT_STONES], games[PATH_STONES]
     opp = 3 - to_play
     flat = out.reshape(2 * H + 1, N * N)
     for k in range(H):
@@ -173,11 +189,11 @@ def _descend(tree, games, gum, zob, g, target, params, N, H, move_cap, out):
     backing terminal leaves up with the exact result on the way, or until its root has
     ``target`` child visits. Returns 1 (a leaf is pending), 0 (none) or -1 (arena full)."""
     node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
-    root_board, leaf_board, path_hash = games[0], games[1], games[4]
-    path_node, path_edge, path_stones = games[5], games[6], games[8]
+    root_board, leaf_board, path_hash = games[ROOT_BOARD], games[LEAF_BOARD], games[PATH_HASH]
+    path_node, path_edge, path_stones = games[PATH_NODE], games[PATH_EDGE], games[PATH_STONES]
     W = N + 1
     P = (N + 2) * W
-    base = 7 * P
+    base = B.scalar_base(P)
     gumbel_root = params[ALGORITHM] == GUMBEL
     info[g, PENDING] = -1
     while True:
@@ -237,7 +253,7 @@ def select_leaves(tree, games, gum, zob, gids, targets, params, N, H, move_cap, 
     leaf of each game is left pending and its planes go to ``batch[slot]``. Returns the
     number of slots filled. ``batch``: uint8 [B, 2H+1, N, N].
     """
-    info = tree[9]
+    info = tree[INFO]
     slots = 0
     for gi in range(gids.shape[0]):
         g = gids[gi]
@@ -256,9 +272,9 @@ def _draw_root_gumbel(tree, games, gum, g, target, params, N, move_cap):
     """Draw game ``g``'s Gumbel noise now if its next descent would (``GB.root_edge`` at an
     expanded, unfinished root of a search not yet prepared): the parallel kernels draw on
     the calling thread, in ``gids`` order, the same numbers as ``select_leaves``."""
-    root = tree[9][g, ROOT]
-    if (gum[2][g, GB.READY] == 0 and tree[1][g, root] >= 0 and tree[2][g, root] - 1 < target
-            and _terminal_value(games[0][g], N, move_cap, params[KOMI]) == 2.0):
+    root = tree[INFO][g, ROOT]
+    if (gum[2][g, GB.READY] == 0 and tree[NODE_COUNT][g, root] >= 0 and tree[NODE_N][g, root] - 1 < target
+            and _terminal_value(games[ROOT_BOARD][g], N, move_cap, params[KOMI]) == 2.0):
         GB._prepare(tree, gum, g, root, target, int(params[MAX_CONSIDERED]))
 
 
@@ -323,7 +339,7 @@ def _expand(tree, games, zob, g, params, N, logits, value, mask):
     moves and back ``value`` up. Returns 1 if root noise is now due (``_apply_noise``), 0
     if not, -1 if the arena is full. ``mask``: bool [N*N+1] scratch."""
     node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
-    leaf_board, history, bloom, path_hash = games[1], games[2], games[3], games[4]
+    leaf_board, history, bloom, path_hash = games[LEAF_BOARD], games[HISTORY], games[BLOOM], games[PATH_HASH]
     A = N * N + 1
     n = info[g, PENDING]
     depth = info[g, DEPTH]
@@ -365,7 +381,7 @@ def _expand(tree, games, zob, g, params, N, logits, value, mask):
 def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
     """Expand every pending leaf with the network's priors (softmax over the legal moves of
     ``logits`` [B, N*N+1]) and back its value ``values`` [B] (side to move's view) up."""
-    info = tree[9]
+    info = tree[INFO]
     mask = np.empty(N * N + 1, dtype=np.bool_)
     slot = 0
     for gi in range(gids.shape[0]):
@@ -384,7 +400,7 @@ def expand_and_backup(tree, games, zob, gids, params, N, logits, values):
 def pending_slots(tree, gids, slot_of):
     """Before ``expand_chunk``: each game's batch row (the pending ones in ``gids`` order, -1
     for the others) into ``slot_of``; returns the number of rows."""
-    info = tree[9]
+    info = tree[INFO]
     slots = 0
     for gi in range(gids.shape[0]):
         slot_of[gi] = -1
@@ -409,7 +425,7 @@ def expand_chunk(tree, games, zob, gids, params, N, logits, values, slot_of, sta
 def finish_expansions(tree, gids, params, status):
     """After every ``expand_chunk``: Dirichlet noise where due, drawn on this thread in ``gids``
     order as ``expand_and_backup`` draws it."""
-    info = tree[9]
+    info = tree[INFO]
     for gi in range(gids.shape[0]):
         if status[gi] < 0:
             raise IndexError("search tree arena is full: more visits than the forest was sized for")
@@ -420,7 +436,7 @@ def finish_expansions(tree, gids, params, status):
 @njit(cache=True)
 def pass_allowed(s, N, legal):
     """The pass rule of ``SETTLED_PASS``: after the opponent's pass, or on a settled board."""
-    if s[7 * (N + 2) * (N + 1) + B.PASSES] > 0:
+    if s[B.scalar_base((N + 2) * (N + 1)) + B.PASSES] > 0:
         return True
     return B.settled(s, N, legal)
 
@@ -431,7 +447,7 @@ def start_move(tree, gum, g, params, noise):
     expanded, else right after the root's expansion. Gumbel: a fresh root (a search's root
     visits are its simulations), Gumbel noise g(a) when ``noise``, drawn at the first root
     selection."""
-    node_count, info = tree[1], tree[9]
+    node_count, info = tree[NODE_COUNT], tree[INFO]
     if params[ALGORITHM] == GUMBEL:
         if node_count[g, info[g, ROOT]] >= 0:
             reset_tree(tree, g)
@@ -497,7 +513,7 @@ def play_at_root(tree, games, scratch, zob, g, move, N, H, reuse):
     """Play ``move`` (flat) in game ``g``: update the board, superko history and history
     planes, and keep the chosen child's subtree when ``reuse``."""
     node_first, node_count, node_N, node_W, edge_move, edge_P, edge_N, edge_W, edge_child, info = tree
-    root_board, history, bloom, root_stones = games[0], games[2], games[3], games[7]
+    root_board, history, bloom, root_stones = games[ROOT_BOARD], games[HISTORY], games[BLOOM], games[ROOT_STONES]
     W = N + 1
     P = (N + 2) * W
     pad = -1 if move == N * N else (move // N + 1) * W + move % N + 1

@@ -66,7 +66,7 @@ class Position:
         return B.padded_points(self.size)
 
     def _scalar(self, slot: int) -> int:
-        return int(self.state[7 * self._P + slot])
+        return int(self.state[B.scalar_index(self.size, slot)])
 
     @property
     def to_play(self) -> int:
@@ -204,12 +204,12 @@ class Position:
             for r, row in enumerate(rows):
                 for c, ch2 in enumerate(row):
                     if ch2 == ch:
-                        pos.state[7 * pos._P + B.TO_PLAY] = colour
+                        pos.state[B.scalar_index(pos.size, B.TO_PLAY)] = colour
                         B.play_move(pos.state, size, coords.to_padded(size, r * size + c), pos.zob)
         bad = set(rows[r][c] for r in range(size) for c in range(size)) - set(".XO")
         if bad:
             raise ValueError(f"ASCII board has unknown characters {sorted(bad)}")
-        base = 7 * pos._P
+        base = B.scalar_index(pos.size, 0)
         pos.state[base + B.TO_PLAY] = to_play
         pos.state[base + B.NMOVES] = 0
         pos.state[base + B.PASSES] = 0

@@ -38,6 +38,7 @@ import struct
 import time
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,14 +349,8 @@ class GameStore:
 
     def read_blob(self, entry: Entry) -> bytes:
         """The stored batch of ``entry``, as received (re-checked against its crc)."""
-        try:
-            data = os.pread(self._reader(entry.segment), entry.length, entry.offset)
-            payload, _ = _read_record(data, 0)
-        except OSError as e:
-            raise StoreError(f"cannot read stored batch seq {entry.seq} from {segment_name(entry.segment)}: {e}") from e
-        except _Corrupt as e:
-            raise StoreError(f"stored batch seq {entry.seq} in {segment_name(entry.segment)} is unreadable: {e}") from None
-        return payload["blob"]
+        return _blob(entry, segment_name(entry.segment),
+                     lambda: os.pread(self._reader(entry.segment), entry.length, entry.offset))
 
     def _reader(self, segment: int) -> int:
         """A read descriptor for ``segment``, opened on first use; keeps at most ``READERS`` open."""
@@ -394,17 +389,25 @@ def read_committed(directory: str | os.PathLike, entry: Entry) -> bytes:
     never change, so this needs neither the store's descriptors nor its index.
     """
     path = Path(directory) / segment_name(entry.segment)
-    try:
+
+    def read() -> bytes:
         fd = os.open(path, os.O_RDONLY)
         try:
-            data = os.pread(fd, entry.length, entry.offset)
+            return os.pread(fd, entry.length, entry.offset)
         finally:
             os.close(fd)
-        payload, _ = _read_record(data, 0)
+
+    return _blob(entry, path.name, read)
+
+
+def _blob(entry: Entry, name: str, read: Callable[[], bytes]) -> bytes:
+    """The blob of the record ``read()`` returns (``entry``'s, in segment ``name``); StoreError says why not."""
+    try:
+        payload, _ = _read_record(read(), 0)
     except OSError as e:
-        raise StoreError(f"cannot read stored batch seq {entry.seq} from {path.name}: {e}") from e
+        raise StoreError(f"cannot read stored batch seq {entry.seq} from {name}: {e}") from e
     except _Corrupt as e:
-        raise StoreError(f"stored batch seq {entry.seq} in {path.name} is unreadable: {e}") from None
+        raise StoreError(f"stored batch seq {entry.seq} in {name} is unreadable: {e}") from None
     return payload["blob"]
 
 
