@@ -5,7 +5,7 @@
 #   make config      print the resolved configuration (configs/azgo.yaml + AZGO_* overrides)
 #   make test        the whole suite, set-up included (.venv, GNU Go)
 #   make check       lint (ruff) + tests: run before every commit
-#   make bench       benchmarks (build/bench/*.json)
+#   make bench       benchmarks (build/bench/*.json); make bench-gpu on a GPU host
 #   make gtp         a GTP engine on stdin/stdout (GTP_ARGS='--model FILE --visits 400')
 #   make clean       remove build outputs (keeps .venv, data/ and keys/)
 #   make distclean   clean + remove .venv
@@ -46,7 +46,7 @@ DEV_STAMP := $(VENV)/.azgo-dev-installed
 TEST_PATHS := $(CORE)/tests tests
 
 
-.PHONY: venv venv-module $(VENV) dev test test-tools check lint gnugo bench bench-core gtp run status config docs clean distclean
+.PHONY: venv venv-module $(VENV) dev test test-tools check lint gnugo bench bench-core bench-gpu gtp run status config docs clean distclean
 
 venv $(VENV): $(VENV_STAMP)
 
@@ -120,6 +120,11 @@ check: lint test
 bench-core: $(VENV_STAMP)
 	@mkdir -p build/bench
 	$(PY) benchmarks/bench_core.py --out build/bench/core.json
+
+# the network and self-play on a CUDA GPU (on a machine without one it says so and exits 0)
+bench-gpu: $(VENV_STAMP)
+	@mkdir -p build/bench
+	$(PY) benchmarks/bench_gpu.py --out build/bench/gpu.json
 
 bench: bench-core bench-broker
 

@@ -12,8 +12,15 @@ Prints a table and writes JSON (default build/bench/core.json):
   mcts_threads_speedup   their ratio; machine.load_average says how busy the host was
   nn_evals_per_s         the default network alone at the runner's batch size (64), 1 thread
   nn_evals_per_s_batch1  the same network one position at a time: the cost of not batching
-  selfplay_sims_per_s    the runner with the real network, 64 games, 1 thread
-  selfplay_vs_nn_bound   selfplay_sims_per_s / nn_evals_per_s (1.0 = search costs nothing)
+  selfplay_sims_per_s, selfplay_sims_per_s_overlap
+                         the runner with the real network, 64 games, 1 search thread, without
+                         and with self_play.overlap (the network on a thread of its own, beside
+                         the search), in alternating slices of one run
+  selfplay_vs_nn_bound   selfplay_sims_per_s_overlap / nn_evals_per_s (1.0 = the network never
+                         waits for the search); selfplay_vs_nn_bound_no_overlap: without overlap
+
+The runner searches 200 visits (full) and 40 (cheap) whatever the defaults, so that figures of
+different commits compare.
 
 Each figure runs for a fixed wall time after a warm-up that compiles (numba caches kernels on
 disk, so only the first run on a machine pays for compilation).
@@ -148,11 +155,14 @@ def bench_board(seconds: float) -> dict:
             "random_game_length": float(lengths.mean())}
 
 
-def make_runner(evaluate, games: int = 64, threads: int = 1):
-    """A warmed-up runner of ``games`` games (default search settings) on ``threads`` search threads."""
-    from azgo_core.selfplay import SelfPlayConfig, SelfPlayRunner
+def make_runner(evaluate, games: int = 64, threads: int = 1, overlap: bool = False):
+    """A warmed-up runner of ``games`` games (200/40 visits) on ``threads`` search threads."""
+    from azgo_core.params import SearchConfig, SelfPlayConfig
+    from azgo_core.selfplay import SelfPlayRunner
 
-    cfg = SelfPlayConfig(board_size=SIZE, parallel_games=games, batch_size=games, search_threads=threads)
+    search = SearchConfig(visits=200, cheap_visits=40, resign_calibration_games=0)
+    cfg = SelfPlayConfig(board_size=SIZE, parallel_games=games, batch_size=games, search_threads=threads,
+                         overlap=overlap, search=search)
     runner = SelfPlayRunner(cfg, evaluate, seed=3)
     for _ in range(20):
         runner.step()
@@ -172,17 +182,23 @@ def bench_runner(evaluate, seconds: float, games: int = 64) -> float:
     return evals / elapsed
 
 
-def bench_search_threads(evaluate, seconds: float, slices: int = 8) -> dict:
-    """The runner on 1 and 2 search threads, in alternating slices of ``seconds`` in all each."""
-    runners = {1: make_runner(evaluate, threads=1), 2: make_runner(evaluate, threads=2)}
-    done = {1: [0.0, 0.0], 2: [0.0, 0.0]}
+def alternate(runners: dict, seconds: float, slices: int = 8) -> dict:
+    """Leaf evaluations per second of each runner, run in alternating slices of ``seconds`` in
+    all each (a shared host's load hits them alike)."""
+    done = {key: [0.0, 0.0] for key in runners}
     for _ in range(slices):
-        for threads, runner in runners.items():
+        for key, runner in runners.items():
             evals, elapsed = run_for(runner, seconds / slices)
-            done[threads][0] += evals
-            done[threads][1] += elapsed
-    one, two = (done[t][0] / done[t][1] for t in (1, 2))
-    return {"mcts_sims_per_s_1_thread": one, "mcts_sims_per_s_2_threads": two, "mcts_threads_speedup": two / one}
+            done[key][0] += evals
+            done[key][1] += elapsed
+    return {key: evals / elapsed for key, (evals, elapsed) in done.items()}
+
+
+def bench_search_threads(evaluate, seconds: float) -> dict:
+    """The runner on 1 and 2 search threads."""
+    rate = alternate({1: make_runner(evaluate, threads=1), 2: make_runner(evaluate, threads=2)}, seconds)
+    return {"mcts_sims_per_s_1_thread": rate[1], "mcts_sims_per_s_2_threads": rate[2],
+            "mcts_threads_speedup": rate[2] / rate[1]}
 
 
 def bench_nn(seconds: float) -> dict:
@@ -199,12 +215,13 @@ def bench_nn(seconds: float) -> dict:
     n64, t64 = timed(lambda: evaluate(planes)[1].shape[0], seconds)
     n1, t1 = timed(lambda: evaluate(planes[:1])[1].shape[0], seconds / 2)
     assert SearchConfig().history == net.config.history
-    sp = bench_runner(evaluate, 2 * seconds)
+    sp = alternate({False: make_runner(evaluate), True: make_runner(evaluate, overlap=True)}, 2 * seconds)
     return {
         "nn_params": count_parameters(net),
         "nn_evals_per_s": n64 / t64,
         "nn_evals_per_s_batch1": n1 / t1,
-        "selfplay_sims_per_s": sp,
+        "selfplay_sims_per_s": sp[False],
+        "selfplay_sims_per_s_overlap": sp[True],
     }
 
 
@@ -230,7 +247,8 @@ def main() -> None:
     results.update(bench_search_threads(uniform_evaluator, args.seconds))
     load = (load_before, os.getloadavg()[0])
     results.update(bench_nn(args.seconds))
-    results["selfplay_vs_nn_bound"] = results["selfplay_sims_per_s"] / results["nn_evals_per_s"]
+    results["selfplay_vs_nn_bound"] = results["selfplay_sims_per_s_overlap"] / results["nn_evals_per_s"]
+    results["selfplay_vs_nn_bound_no_overlap"] = results["selfplay_sims_per_s"] / results["nn_evals_per_s"]
     results["batching_speedup"] = results["nn_evals_per_s"] / results["nn_evals_per_s_batch1"]
     results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "torch_threads": 1,
                           "board_size": SIZE, "parallel_games": 64, "seconds_per_figure": args.seconds,

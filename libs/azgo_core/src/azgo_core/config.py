@@ -134,6 +134,9 @@ class SelfPlay(_Section):
     """Threads of the compiled search over a worker's games (the same games for a fixed seed);
     0: every core the worker may use. 1 on CPU workers, which share the host's cores; on a GPU
     host 0 (or the cores per worker), so the search keeps up with the network."""
+    overlap: bool = setting(SelfPlayConfig, "overlap")
+    """Pipeline the network and the search over two halves of a worker's games, so that neither
+    waits for the other (GPU hosts: true; CPU workers share their cores, so false)."""
     data_dir: str = "data/selfplay"
     """Where workers keep their outbox of unacknowledged batches (one folder per worker id)."""
 
@@ -427,7 +430,7 @@ class Settings(BaseSettings):
     def selfplay_config(self) -> SelfPlayConfig:
         return SelfPlayConfig(board_size=self.board.size, komi=self.board.komi,
                               parallel_games=self.self_play.parallel_games, batch_size=self.self_play.batch_size,
-                              search_threads=self.self_play.search_threads,
+                              search_threads=self.self_play.search_threads, overlap=self.self_play.overlap,
                               resign_max_share=self.search.resign_max_share, search=self.search_config())
 
     def train_config(self) -> TrainConfig:

@@ -55,11 +55,13 @@ corruption of a file on its own.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import struct
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -285,6 +287,21 @@ def make_evaluator(net: AZNet, device: str | torch.device = "cpu", dtype: torch.
         net.to(memory_format=torch.channels_last)
     c, n = net.config.in_planes, net.config.board_size
     a = net.config.num_actions
+    # CUDA: planes go through a page-locked (pinned) buffer, so the copy to the device is a
+    # non-blocking DMA; a call's .cpu() waits for its own work, so the next call (the lock
+    # keeps calls from several threads apart) may reuse the buffer
+    pinned: list[torch.Tensor] = []
+    lock = threading.Lock() if device.type == "cuda" else contextlib.nullcontext()
+
+    def to_device(planes: np.ndarray) -> torch.Tensor:
+        host = torch.from_numpy(np.ascontiguousarray(planes))
+        if device.type != "cuda":
+            return host.to(device)
+        if not pinned or pinned[0].shape[0] < len(planes):
+            pinned[:] = [torch.empty((max(len(planes), 256), c, n, n), dtype=torch.uint8, pin_memory=True)]
+        staged = pinned[0][:len(planes)]
+        staged.copy_(host)
+        return staged.to(device, non_blocking=True)
 
     def evaluate(planes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not isinstance(planes, np.ndarray) or planes.dtype != np.uint8:
@@ -294,11 +311,11 @@ def make_evaluator(net: AZNet, device: str | torch.device = "cpu", dtype: torch.
         b = planes.shape[0]
         if b == 0:
             return np.zeros((0, a), np.float32), np.zeros((0,), np.float32)
-        with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(planes)).to(device, non_blocking=True).float()
+        with lock, torch.inference_mode():
+            x = to_device(planes).float()
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype in (torch.bfloat16, torch.float16)):
                 logits, value = net(x)
             return (
                 logits.float().cpu().numpy().astype(np.float32, copy=False),

@@ -213,6 +213,10 @@ class SelfPlayConfig:
     search_threads: int = _bounded(1, ge=0, le=256)
     """Threads of the compiled search over the games (``Forest``); 0: every core this process
     may use. The same games for a fixed seed whatever the number."""
+    overlap: bool = False
+    """Pipeline the network and the search over two halves of the games (``Forest``): while the
+    network evaluates one half's leaves on a thread of its own, the search descends the other
+    half's. For a GPU host; on a CPU worker both stages want the same cores."""
     search: SearchConfig = field(default_factory=SearchConfig)
 
     def __post_init__(self) -> None:

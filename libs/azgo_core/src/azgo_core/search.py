@@ -16,12 +16,13 @@ policy pi', see ``Forest.root_policy_target``).
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
 
+from . import arena, chunkpool, coords, gumbel, mcts
 from . import board as B
-from . import chunkpool, coords, gumbel, mcts
 from .features import num_planes
 from .params import SearchConfig
 from .position import Position, zobrist
@@ -79,14 +80,23 @@ class Forest:
 
     ``threads`` > 1 runs a step's descents and expansions over chunks of the games on that
     many threads (``chunkpool``, ``mcts.select_chunk``): the same trees, batches and random
-    draws as one thread, for a fixed seed (``search_threads``: 0 = every usable core)."""
+    draws as one thread, for a fixed seed (``search_threads``: 0 = every usable core).
+
+    ``overlap`` pipelines the search and the network over two halves of a step's games:
+    while the network evaluates half A's leaves on a thread of its own (torch releases the
+    GIL), the kernels descend half B's (they release it too), then expand A while the network
+    evaluates B. A GPU host's network then rarely waits for the search, nor the search for
+    it. The trees are those of a step without overlap except for the order of the random
+    draws (A's noise before B's), so a fixed seed still gives the same games, run after run."""
 
     def __init__(self, games: int, size: int, config: SearchConfig, komi: float = 7.5,
                  move_cap: int | None = None, max_visits: int | None = None, batch_size: int | None = None,
-                 threads: int = 1):
+                 threads: int = 1, overlap: bool = False):
         self.G = games
         self.threads = search_threads(threads)
         self.pool = chunkpool.pool(self.threads) if self.threads > 1 else None
+        # the network's own thread, for overlap (one: its calls stay in order)
+        self.nn = ThreadPoolExecutor(1, thread_name_prefix="azgo-nn") if overlap else None
         self.N = size
         self.config = config
         self.komi = komi
@@ -101,31 +111,15 @@ class Forest:
         self.max_visits = visits
         M = visits + 8
         E = M * A
-        L = B.state_length(size)
-        D = self.move_cap + 2
-        self.tree = (
-            np.zeros((games, M), np.int32), np.full((games, M), -1, np.int32),
-            np.zeros((games, M), np.int32), np.zeros((games, M), np.float32),
-            np.zeros((games, E), np.int16), np.zeros((games, E), np.float32),
-            np.zeros((games, E), np.int32), np.zeros((games, E), np.float32),
-            np.full((games, E), -1, np.int32), np.zeros((games, 8), np.int32),
-        )
-        self.scratch = (
-            np.zeros((1, M), np.int32), np.zeros((1, M), np.int32), np.zeros((1, M), np.int32),
-            np.zeros((1, M), np.float32), np.zeros((1, E), np.int16), np.zeros((1, E), np.float32),
-            np.zeros((1, E), np.int32), np.zeros((1, E), np.float32), np.zeros((1, E), np.int32),
-            np.zeros((1, 8), np.int32),
-        )
-        self.games = (
-            np.zeros((games, L), np.int32), np.zeros((games, L), np.int32),
-            np.zeros((games, D + 1), np.uint64), np.zeros((games, B.BLOOM_WORDS), np.uint64),
-            np.zeros((games, D), np.uint64), np.zeros((games, D), np.int32), np.zeros((games, D), np.int32),
-            np.zeros((games, self.H, size * size), np.int8), np.zeros((games, self.H, size * size), np.int8),
-        )
+        self.tree = arena.new_tree(games, M, E)
+        self.scratch = arena.new_tree(1, M, E)  # compact()'s copy of one game's kept subtree
+        self.games = arena.new_game_arrays(games, size, self.H, self.move_cap + 2)
         self.gum = gumbel.make_arrays(games, A, visits)
         self.batch = np.zeros((batch_size or games, num_planes(self.H), size, size), np.uint8)
+        # overlap: half B's planes are written while the network still reads half A's
+        self.batch_b = np.zeros_like(self.batch) if overlap else None
         self.targets = np.zeros(games, np.int32)
-        self.info = self.tree[9]
+        self.info = self.tree[arena.INFO]
         for g in range(games):
             self.new_game(g)
 
@@ -136,11 +130,12 @@ class Forest:
 
     def load(self, g: int, pos: Position) -> None:
         """Copy a ``Position`` (board, superko history, stone history) into slot ``g``."""
-        root, _, history, bloom, _, _, _, root_stones, _ = self.games
-        root[g] = pos.state
+        arrays = self.games
+        history, root_stones = arrays[arena.HISTORY], arrays[arena.ROOT_STONES]
+        arrays[arena.ROOT_BOARD][g] = pos.state
         history[g, :] = 0
         history[g, :pos.n_history] = pos.history[:pos.n_history]
-        bloom[g] = pos.bloom
+        arrays[arena.BLOOM][g] = pos.bloom
         self.info[g, mcts.NHIST] = pos.n_history
         root_stones[g] = 0
         recent = pos.recent_stones(self.H)
@@ -154,15 +149,17 @@ class Forest:
         if not 0 <= move <= self.N * self.N:
             raise ValueError(f"move {move} is off a {self.N}x{self.N} board")
         if move != self.N * self.N:
-            code = B.check_move(self.games[0][g], self.N, coords.to_padded(self.N, move), self.scalar(g, B.TO_PLAY),
-                                self.zob, self.games[2][g], self.info[g, mcts.NHIST], self.games[3][g], _NO_PATH, 0)
+            boards = self.games
+            code = B.check_move(boards[arena.ROOT_BOARD][g], self.N, coords.to_padded(self.N, move),
+                                self.scalar(g, B.TO_PLAY), self.zob, boards[arena.HISTORY][g], self.info[g, mcts.NHIST],
+                                boards[arena.BLOOM][g], _NO_PATH, 0)
             if code != B.LEGAL:
                 raise ValueError(f"illegal move {coords.to_gtp(self.N, move)} in game {g}: {B.REASONS[code]}")
         mcts.play_at_root(self.tree, self.games, self.scratch, self.zob, g, move, self.N, self.H,
                           self.config.reuse_tree and not self.config.gumbel)
 
     def scalar(self, g: int, slot: int) -> int:
-        return int(self.games[0][g, 7 * B.padded_points(self.N) + slot])
+        return int(self.games[arena.ROOT_BOARD][g, B.scalar_index(self.N, slot)])
 
     def is_over(self, g: int) -> bool:
         return self.scalar(g, B.PASSES) >= 2 or self.scalar(g, B.NMOVES) >= self.move_cap
@@ -180,7 +177,7 @@ class Forest:
 
     def searched(self, gids: np.ndarray) -> np.ndarray:
         """bool [len(gids)]: whose root has reached its target (child visits >= target)."""
-        node_count, node_N, info = self.tree[1], self.tree[2], self.info
+        node_count, node_N, info = self.tree[arena.NODE_COUNT], self.tree[arena.NODE_N], self.info
         roots = info[gids, mcts.ROOT]
         return (node_count[gids, roots] >= 0) & (node_N[gids, roots] - 1 >= self.targets[gids])
 
@@ -194,52 +191,87 @@ class Forest:
         cap = self.batch.shape[0]
         for start in range(0, len(gids), cap):
             chunk = gids[start:start + cap]
-            if self.threads > 1:
-                evaluated += self._step_threads(chunk, evaluate)
-                continue
-            n = mcts.select_leaves(self.tree, self.games, self.gum, self.zob, chunk, self.targets, self.params,
-                                   self.N, self.H, self.move_cap, self.batch)
-            if n:
-                logits, values = evaluate(self.batch[:n])
-                mcts.expand_and_backup(self.tree, self.games, self.zob, chunk, self.params, self.N,
-                                       np.ascontiguousarray(logits, np.float32),
-                                       np.ascontiguousarray(values, np.float32))
-                evaluated += n
+            if self.nn is not None and len(chunk) > 1:
+                evaluated += self._step_overlapped(chunk, evaluate)
+            elif self.threads > 1:
+                rows = self._select(chunk, self.batch)
+                if rows:
+                    self._expand(chunk, *evaluate(self.batch[:rows]))
+                evaluated += rows
+            else:
+                n = mcts.select_leaves(self.tree, self.games, self.gum, self.zob, chunk, self.targets, self.params,
+                                       self.N, self.H, self.move_cap, self.batch)
+                if n:
+                    logits, values = evaluate(self.batch[:n])
+                    mcts.expand_and_backup(self.tree, self.games, self.zob, chunk, self.params, self.N,
+                                           np.ascontiguousarray(logits, np.float32),
+                                           np.ascontiguousarray(values, np.float32))
+                    evaluated += n
         return evaluated
 
-    def _step_threads(self, gids: np.ndarray, evaluate: Evaluator) -> int:
-        """``step`` over at most a batch of games, their descents and expansions in chunks on
-        ``self.threads`` threads (``chunkpool``); batch rows and noise as on one thread (``mcts``)."""
-        n = len(gids)
+    def _step_overlapped(self, gids: np.ndarray, evaluate: Evaluator) -> int:
+        """``step`` over at most a batch of games as a two-stage pipeline (see the class docstring)."""
+        half = (len(gids) + 1) // 2
+        a, b = gids[:half], gids[half:]
+        rows_a = self._select(a, self.batch)
+        pending = self.nn.submit(evaluate, self.batch[:rows_a]) if rows_a else None
+        rows_b = self._select(b, self.batch_b)  # while the network evaluates A
+        out_a = pending.result() if pending else None
+        pending = self.nn.submit(evaluate, self.batch_b[:rows_b]) if rows_b else None
+        if out_a is not None:
+            self._expand(a, *out_a)  # while the network evaluates B
+        if pending is not None:
+            self._expand(b, *pending.result())
+        return rows_a + rows_b
+
+    def _chunks(self, n: int) -> list[int]:
         parts = min(n, 4 * self.threads)  # a few chunks per thread: descents differ in length
-        bounds = [n * c // parts for c in range(parts + 1)]
+        return [n * c // parts for c in range(parts + 1)]
+
+    def _select(self, gids: np.ndarray, batch: np.ndarray) -> int:
+        """Descend ``gids`` (at most ``len(batch)`` games) on ``self.threads`` threads
+        (``chunkpool``); their leaves' planes to the first rows of ``batch``, in ``gids``
+        order; returns the rows filled. Rows and noise as ``select_leaves`` on one thread."""
+        n = len(gids)
         status = np.zeros(n, np.int32)
         tree, games, params, N = self.tree, self.games, self.params, self.N
-
-        def select(c: int) -> None:
-            lo, hi = bounds[c], bounds[c + 1]
-            mcts.select_chunk(tree, games, self.gum, self.zob, gids[lo:hi], self.targets, params, N, self.H,
-                              self.move_cap, self.batch[lo:hi], status[lo:hi])
-
         mcts.draw_root_gumbel(tree, games, self.gum, gids, self.targets, params, N, self.move_cap)
-        self.pool.map(select, parts)
-        rows = mcts.pack_rows(status, self.batch)
-        if not rows:
-            return 0
-        logits, values = evaluate(self.batch[:rows])
+        if self.pool is None:
+            mcts.select_chunk(tree, games, self.gum, self.zob, gids, self.targets, params, N, self.H,
+                              self.move_cap, batch[:n], status)
+        else:
+            bounds = self._chunks(n)
+
+            def select(c: int) -> None:
+                lo, hi = bounds[c], bounds[c + 1]
+                mcts.select_chunk(tree, games, self.gum, self.zob, gids[lo:hi], self.targets, params, N, self.H,
+                                  self.move_cap, batch[lo:hi], status[lo:hi])
+
+            self.pool.map(select, len(bounds) - 1)
+        return mcts.pack_rows(status, batch)
+
+    def _expand(self, gids: np.ndarray, logits: np.ndarray, values: np.ndarray) -> None:
+        """Expand and back up the pending leaves of ``gids`` with the network's answer for the
+        rows ``_select`` filled, on ``self.threads`` threads; noise drawn as on one thread."""
+        n = len(gids)
         logits = np.ascontiguousarray(logits, np.float32)
         values = np.ascontiguousarray(values, np.float32)
+        status = np.zeros(n, np.int32)
         slot_of = np.empty(n, np.int64)
+        tree, games, params, N = self.tree, self.games, self.params, self.N
         mcts.pending_slots(tree, gids, slot_of)
+        if self.pool is None:
+            mcts.expand_chunk(tree, games, self.zob, gids, params, N, logits, values, slot_of, status)
+        else:
+            bounds = self._chunks(n)
 
-        def expand(c: int) -> None:
-            lo, hi = bounds[c], bounds[c + 1]
-            mcts.expand_chunk(tree, games, self.zob, gids[lo:hi], params, N, logits, values, slot_of[lo:hi],
-                              status[lo:hi])
+            def expand(c: int) -> None:
+                lo, hi = bounds[c], bounds[c + 1]
+                mcts.expand_chunk(tree, games, self.zob, gids[lo:hi], params, N, logits, values, slot_of[lo:hi],
+                                  status[lo:hi])
 
-        self.pool.map(expand, parts)
+            self.pool.map(expand, len(bounds) - 1)
         mcts.finish_expansions(tree, gids, params, status)
-        return rows
 
     def search(self, gids: np.ndarray, evaluate: Evaluator) -> int:
         """Run steps until every game in ``gids`` reaches its target; returns leaves evaluated."""
@@ -255,8 +287,8 @@ class Forest:
     # --- results ---------------------------------------------------------------------------
     def root_visits(self, g: int) -> tuple[np.ndarray, np.ndarray]:
         """Moves int16 [k] and visit counts int32 [k] of the root's visited children."""
-        node_first, node_count = self.tree[0], self.tree[1]
-        edge_move, edge_N = self.tree[4], self.tree[6]
+        node_first, node_count = self.tree[arena.NODE_FIRST], self.tree[arena.NODE_COUNT]
+        edge_move, edge_N = self.tree[arena.EDGE_MOVE], self.tree[arena.EDGE_N]
         root = self.info[g, mcts.ROOT]
         f, c = node_first[g, root], max(node_count[g, root], 0)
         moves, counts = edge_move[g, f:f + c], edge_N[g, f:f + c]
@@ -268,17 +300,17 @@ class Forest:
         then the largest g(a) + logits(a) + sigma(q(a))); the pass if the root has no child."""
         root = self.info[g, mcts.ROOT]
         e = gumbel.chosen_edge(self.tree, self.gum, g, root, self.config.c_visit, self.config.c_scale)
-        return self.N * self.N if e < 0 else int(self.tree[4][g, e])
+        return self.N * self.N if e < 0 else int(self.tree[arena.EDGE_MOVE][g, e])
 
     def improved_policy(self, g: int) -> tuple[np.ndarray, np.ndarray]:
         """Moves int16 [k] of all the root's children and pi' float64 [k] = softmax(logits +
         sigma(completedQ)): Gumbel AlphaZero's policy target (unvisited moves get v_mix)."""
         root = self.info[g, mcts.ROOT]
-        f, c = self.tree[0][g, root], max(self.tree[1][g, root], 0)
+        f, c = self.tree[arena.NODE_FIRST][g, root], max(self.tree[arena.NODE_COUNT][g, root], 0)
         pi = np.zeros(c, np.float64)
         if c:
             gumbel.improved_policy(self.tree, g, root, self.config.c_visit, self.config.c_scale, pi)
-        return self.tree[4][g, f:f + c].copy(), pi
+        return self.tree[arena.EDGE_MOVE][g, f:f + c].copy(), pi
 
     def root_policy_target(self, g: int, played: int) -> tuple[np.ndarray, np.ndarray]:
         """pi' quantised for a record (``quantise_policy``): moves int16 [k], weights int32 [k]."""
@@ -287,8 +319,9 @@ class Forest:
 
     def root_priors(self, g: int) -> tuple[np.ndarray, np.ndarray]:
         """Moves and priors P of the root's children (noise included when drawn)."""
-        f, c = self.tree[0][g, self.info[g, mcts.ROOT]], max(self.tree[1][g, self.info[g, mcts.ROOT]], 0)
-        return self.tree[4][g, f:f + c].copy(), self.tree[5][g, f:f + c].copy()
+        root = self.info[g, mcts.ROOT]
+        f, c = self.tree[arena.NODE_FIRST][g, root], max(self.tree[arena.NODE_COUNT][g, root], 0)
+        return self.tree[arena.EDGE_MOVE][g, f:f + c].copy(), self.tree[arena.EDGE_P][g, f:f + c].copy()
 
     def root_value(self, g: int) -> float:
         """Q of the root from the side to move's view. Under gumbel, Q(a) of the move chosen
@@ -297,10 +330,10 @@ class Forest:
         root = self.info[g, mcts.ROOT]
         if self.config.gumbel:
             e = gumbel.chosen_edge(self.tree, self.gum, g, root, self.config.c_visit, self.config.c_scale)
-            if e >= 0 and self.tree[6][g, e] > 0:
-                return float(self.tree[7][g, e] / self.tree[6][g, e])
-        n = self.tree[2][g, root]
-        return float(self.tree[3][g, root] / n) if n else 0.0
+            if e >= 0 and self.tree[arena.EDGE_N][g, e] > 0:
+                return float(self.tree[arena.EDGE_W][g, e] / self.tree[arena.EDGE_N][g, e])
+        n = self.tree[arena.NODE_N][g, root]
+        return float(self.tree[arena.NODE_W][g, root] / n) if n else 0.0
 
     def noise_draws(self, g: int) -> int:
         return int(self.info[g, mcts.DRAWS])

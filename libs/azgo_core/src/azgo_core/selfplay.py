@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, mcts
+from . import __version__, arena, mcts
 from . import board as B
 from .board import BLACK, WHITE
 from .params import SelfPlayConfig
@@ -128,7 +128,8 @@ class SelfPlayRunner:
         mcts.seed_noise(seed % 2**32)
         G = config.parallel_games
         self.forest = Forest(G, config.board_size, self.search, config.komi, config.move_cap,
-                             batch_size=min(config.batch_size, G), threads=config.search_threads)
+                             batch_size=min(config.batch_size, G), threads=config.search_threads,
+                             overlap=config.overlap)
         self.gids = np.arange(G)
         self.games = [self._new_game(g) for g in range(G)]
         for g in range(G):
@@ -212,7 +213,7 @@ class SelfPlayRunner:
         f.play(g, move)
         self.stats.moves += 1
         if f.is_over(g):
-            score = B.area_score(f.games[0][g], f.N) - self.config.komi
+            score = B.area_score(f.games[arena.ROOT_BOARD][g], f.N) - self.config.komi
             winner = B.BLACK if score > 0 else B.WHITE if score < 0 else 0
             return self._finish(g, winner=winner, resigned=False, score=float(score))
         self._start_move(g)
