@@ -55,7 +55,7 @@ class NetConfig:
     board_size: N; history: positions of history in the input (C = 2*history+1 planes);
     blocks: residual blocks; channels: filters per conv (F); value_hidden: value FC width;
     aux_heads: ownership, score and opponent-reply heads; global_pooling: pooled blocks (see
-    the module docstring). Files saved before the last two existed load with both false.
+    ``model``'s docstring). Files saved before the last two existed load with both false.
     """
 
     board_size: int = _bounded(9, ge=MIN_SIZE, le=MAX_SIZE)
