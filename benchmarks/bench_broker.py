@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from azgo_core.files import atomic_write
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / "build/bench"
 TARGETS = {"batches_per_s": 1000.0, "ack_p99_ms": 50.0, "samples_served_per_s": 50_000.0}
@@ -306,7 +308,8 @@ def run(args, settings, tmp: Path, validators: int = 1) -> dict:
             start = measured[0][1]
             measured.append((start + args.warmup, start + args.warmup + args.capacity_seconds))
             phases.append({"start": start, "end": measured[1][1], "rate": 0.0})
-        (tmp / "go.json").write_text(json.dumps({"phases": phases}))
+        # atomically: a load process reads it as soon as the name exists
+        atomic_write(tmp / "go.json", json.dumps({"phases": phases}).encode())
         print(f"broker pid {broker.pid}: {args.workers} workers sending {args.games}-game batches on "
               f"{args.board}x{args.board}; rate phase ({args.rate:g} batches/s offered) {args.warmup:g}+{args.seconds:g} s"
               + (f", capacity phase {args.warmup:g}+{args.capacity_seconds:g} s" if args.capacity_seconds > 0 else ""),
