@@ -133,7 +133,7 @@ def test_learner_trains_waits_and_resumes_after_sigkill_and_broker_restart(tmp_p
         # the broker goes away: the learner retries and carries on when it is back
         wait_until_waiting(data_dir, reports_in_a_row=2)
         broker.kill()
-        wait_for(lambda: "retrying in" in learner.log(), TIMEOUT, "the learner to retry")
+        wait_for(lambda: "reconnecting in" in learner.log(), TIMEOUT, "the learner to retry")  # the session backs off
         assert learner.alive()
         broker = Service("broker", config, log_dir=tmp_path, tag="broker2")
         services.append(broker)

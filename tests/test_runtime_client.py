@@ -3,42 +3,12 @@ the socket (Lazy Pirate), error replies raised, and the reconnect back-off."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-import zmq
 from procs import free_ports
+from zmq_router import Router
 
 from azgo_core import protocol as P
 from azgo_runtime.client import Backoff, BrokerClient, BrokerUnavailable, RemoteError
-
-
-class Router(threading.Thread):
-    """A ROUTER that answers each request with ``respond(message, blobs)`` -> list of frames lists."""
-
-    def __init__(self, port: int, respond):
-        super().__init__(daemon=True)
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.bind(f"tcp://127.0.0.1:{port}")
-        self.respond, self.seen = respond, []
-        self.done = threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            if not self.sock.poll(50):
-                continue
-            ident, header, *blobs = self.sock.recv_multipart()
-            message = P.decode(header)
-            self.seen.append(message)
-            for frames in self.respond(message, blobs):
-                self.sock.send_multipart([ident, *frames])
-
-    def close(self):
-        self.done.set()
-        self.join(5)
-        self.sock.close(0)
-        self.ctx.term()
 
 
 @pytest.fixture
@@ -93,20 +63,6 @@ def test_silence_raises_and_replaces_the_socket(port):
     finally:
         client.close()
         server.close()
-
-
-def test_call_gives_up_only_when_told(port):
-    client = BrokerClient(f"tcp://127.0.0.1:{port}", timeout=0.1)
-    attempts = []
-
-    def should_stop():
-        attempts.append(1)
-        return len(attempts) >= 3
-
-    with pytest.raises(BrokerUnavailable):
-        client.call(P.GetModel(), should_stop=should_stop, backoff=Backoff(0.01, 0.02))
-    assert len(attempts) >= 3
-    client.close()
 
 
 def test_async_mode_reports_overdue_requests(port):

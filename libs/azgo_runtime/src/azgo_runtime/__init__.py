@@ -3,6 +3,8 @@ images install it; the operator's tools are ``azgo_tools``).
 
 Modules:
     client      BrokerClient (DEALER, Lazy Pirate, asynchronous mode), Subscriber, Backoff
+    session     BrokerSession: every service's session with the broker (hello, heartbeats,
+                silence, reconnects, request matching; pumped or blocking)
     service     the start of every service main: arguments, settings, logging, stop signals
     health      liveness for container health checks: a heartbeat file, `python -m azgo_runtime.health`
     curve       ZeroMQ CURVE: the key files a broker or a client loads (``make keys`` writes them)

@@ -1,9 +1,10 @@
 """A DEALER connection to the broker, with the ZeroMQ guide's reliability patterns.
 
-Lazy Pirate for blocking calls (``request``: send, wait up to a timeout, on silence throw the
-socket away and connect a fresh one) and an asynchronous mode for loops that must keep
-working while they wait (``send`` + ``poll``), which self-play uses so a slow ack never stalls
-the search. Reconnect delays follow ``Backoff`` (1 s doubling to 32 s, with jitter).
+Lazy Pirate for one blocking request (``request``: send, wait up to a timeout, on silence throw
+the socket away and connect a fresh one; the tools and tests use it) and an asynchronous mode
+(``send`` + ``poll``) on which the services' ``session.BrokerSession`` builds hello, heartbeats,
+silence detection and reconnects. Reconnect delays follow ``Backoff`` (1 s doubling to 32 s,
+with jitter).
 
 A socket is not thread-safe: one client per thread.
 """
@@ -164,28 +165,6 @@ class BrokerClient:
                 return reply
         self.connect()
         raise BrokerUnavailable(f"no reply from the broker at {self.endpoint} within {timeout:g} s")
-
-    def call(self, message: P.Message, blobs: Sequence[bytes] = (), *, should_stop=lambda: False,
-             backoff: Backoff | None = None, timeout: float | None = None) -> Reply:
-        """``request`` until it gets an answer, backing off between attempts; ``RemoteError`` passes through.
-
-        ``should_stop()`` is checked between attempts; when it turns true, ``BrokerUnavailable``
-        is raised instead of trying again.
-        """
-        backoff = backoff or Backoff()
-        while True:
-            try:
-                reply = self.request(message, blobs, timeout)
-                backoff.reset()
-                return reply
-            except BrokerUnavailable as e:
-                if should_stop():
-                    raise
-                delay = backoff.delay()
-                log.warning("%s; retrying in %.1f s", e, delay)
-                end = time.monotonic() + delay
-                while time.monotonic() < end and not should_stop():
-                    time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
 
 class Subscriber:

@@ -14,7 +14,8 @@
       or wait    for new games, polling the broker
       checkpoint every ``checkpoint_interval`` seconds
       report     every ``report_interval`` seconds (broker, metrics.jsonl, TensorBoard)
-      heartbeat  every ``distributed.heartbeat_interval`` seconds, like every process
+      heartbeat  every ``distributed.heartbeat_interval`` seconds, like every process (the
+                 session's ``pump``; requests are blocking ``BrokerSession.call``s)
     stop         (SIGTERM/SIGINT) the step in progress ends, a checkpoint is written
 
 Generation numbers never go backwards: the next one is always above both the checkpoint's
@@ -38,9 +39,9 @@ from azgo_core.files import atomic_write
 from azgo_core.health import HealthWindow
 from azgo_core.model import ModelFileError, load_model, resolve_device
 from azgo_core.train import PositionSampler
-from azgo_runtime.client import Backoff, BrokerClient, BrokerUnavailable, RemoteError, Reply
-from azgo_runtime.curve import client_curve
+from azgo_runtime.client import BrokerUnavailable, RemoteError
 from azgo_runtime.service import StopFlag
+from azgo_runtime.session import BrokerSession
 
 from .checkpoint import Checkpoint, CheckpointError, newest_checkpoint, prune_checkpoints, remove_partial_writes, write_checkpoint
 from .ratio import SampleRatio
@@ -57,16 +58,15 @@ WORKER_ID = "learner"
 class Learner:
     """One learner process's state and loop (see the module docstring)."""
 
-    def __init__(self, settings: Settings, stop: StopFlag, client: BrokerClient | None = None):
+    def __init__(self, settings: Settings, stop: StopFlag):
         self.settings = settings
         self.cfg = settings.learner
         self.stop = stop
         self.data_dir = Path(self.cfg.data_dir)
         self.ckpt_dir = self.data_dir / "checkpoints"
-        d = settings.distributed
-        self.client = client or BrokerClient(settings.router_endpoint(), timeout=d.request_timeout,
-                                             curve=client_curve(settings, "learner"))
-        self.backoff = Backoff(d.reconnect_min, d.reconnect_max)
+        hello = P.Hello(worker_id=WORKER_ID, role="learner", host=socket.gethostname()[:200], pid=os.getpid(),
+                        code_version=__version__, board_size=settings.board.size)
+        self.session = BrokerSession(settings, hello, keys="learner", subscribe=False, should_stop=stop.is_set)
         self.device = resolve_device(self.cfg.device)
         self.trainer = Trainer(settings.net_config(), settings.train_config(), seed=self.cfg.seed, device=self.device)
         # a position more than a window behind can no longer be trained on: that is the write-off slack
@@ -87,7 +87,6 @@ class Learner:
         self._next_pull = now
         self._next_checkpoint = now + self.cfg.checkpoint_interval
         self._next_report = now + self.cfg.report_interval
-        self._next_heartbeat = now
         self._generation_began = now
         self._generation_losses: list[float] = []
 
@@ -110,8 +109,7 @@ class Learner:
                     self.checkpoint()
                 if now >= self._next_report:
                     self.report()
-                if now >= self._next_heartbeat:
-                    self.heartbeat()
+                self.session.pump()  # a heartbeat when one is due
         except BrokerUnavailable:
             if not self.stop:
                 raise  # only a stop request ends the retries
@@ -124,7 +122,7 @@ class Learner:
         atomic_write(self.data_dir / "config.yaml", settings_yaml(self.settings).encode())
         log.info("learner on %s, %d torch thread(s); resolved config in %s", self.device, self.cfg.threads,
                  self.data_dir / "config.yaml")
-        broker_model = self.hello().model
+        broker_model = self.session.welcome().model
         remove_partial_writes(self.ckpt_dir)
         checkpoint = newest_checkpoint(self.ckpt_dir)
         if checkpoint is not None:
@@ -143,7 +141,7 @@ class Learner:
             return
         self._next_pull = time.monotonic() + POLL_INTERVAL
         try:
-            new = self.feed.pull(self.call)
+            new = self.feed.pull(self.session.call)
         except RemoteError as exc:
             log.error("could not read games from the broker: %s", exc)
             return
@@ -175,7 +173,7 @@ class Learner:
             self.waiting = True
             log.info("waiting for games: window %d positions (%d to start), %.2f samples per new position (max %g)",
                      len(self.feed.sampler), self.cfg.min_positions, self.ratio.ratio, self.ratio.max_per_position)
-        self.stop.wait(max(0.0, min(self._next_pull, self._next_heartbeat) - time.monotonic()))
+        self.stop.wait(max(0.0, self._next_pull - time.monotonic()))  # POLL_INTERVAL is well below a heartbeat's
 
     # --- generations ----------------------------------------------------------------------
     def publish(self, generation: int | None = None) -> None:
@@ -184,10 +182,10 @@ class Learner:
         while True:
             data = self.trainer.model_bytes(gen, self.ratio.samples)
             try:
-                self.call(P.PublishModel(generation=gen, sha256=hashlib.sha256(data).hexdigest()), [data])
+                self.session.call(P.PublishModel(generation=gen, sha256=hashlib.sha256(data).hexdigest()), [data])
                 break
             except RemoteError as exc:
-                current = self.hello().model
+                current = self.session.welcome().model
                 current_gen = -1 if current is None else current.generation
                 if exc.code != P.ErrorCode.STALE_GENERATION or current_gen < gen:
                     log.error("the broker refused generation %d: %s (training goes on)", gen, exc)
@@ -231,7 +229,7 @@ class Learner:
         """No checkpoint, but the broker has a model: continue from its weights (and its numbering)."""
         self.generation, self.published_at = model.generation, self.trainer.step
         try:
-            reply = self.call(P.GetModel())
+            reply = self.session.call(P.GetModel())
             info = reply.message.model
             net, meta = load_model(reply.blobs[0], self.settings.board.size, expected_sha256=info.sha256)
         except (RemoteError, ModelFileError) as exc:
@@ -288,7 +286,7 @@ class Learner:
                           self.reporter.path, exc)
             self._report_failing = True
         try:
-            self.client.request(figures.message())
+            self.session.call(figures.message(), retry=False)
         except (BrokerUnavailable, RemoteError) as exc:
             log.warning("learner report not delivered: %s", exc)
 
@@ -302,28 +300,6 @@ class Learner:
             log.info("training health: the %r warning has cleared", gone)
         self._warned = kinds
 
-    def heartbeat(self) -> None:
-        """Tell the broker this learner is alive (it plays no generation: -1); a broker that forgot it gets a hello."""
-        self._next_heartbeat = time.monotonic() + self.settings.distributed.heartbeat_interval
-        self.call(P.Heartbeat(worker_id=WORKER_ID, generation=-1))
-
-    def hello(self) -> P.Welcome:
-        """Introduce this learner to the broker (retried until it answers); its reply names the current model."""
-        hello = P.Hello(worker_id=WORKER_ID, role="learner", host=socket.gethostname()[:200], pid=os.getpid(),
-                        code_version=__version__, board_size=self.settings.board.size)
-        return self.client.call(hello, should_stop=self.stop.is_set, backoff=self.backoff).message
-
-    def call(self, message: P.Message, blobs: list[bytes] | tuple = ()) -> Reply:
-        """A request, retried with back-off while the broker is away; hello again if it forgot us."""
-        try:
-            return self.client.call(message, blobs, should_stop=self.stop.is_set, backoff=self.backoff)
-        except RemoteError as exc:
-            if exc.code != P.ErrorCode.UNKNOWN_WORKER:
-                raise
-        log.info("the broker does not know this learner (it restarted?): saying hello again")
-        self.hello()
-        return self.client.call(message, blobs, should_stop=self.stop.is_set, backoff=self.backoff)
-
     def close(self) -> None:
         """Last checkpoint (when stopping after a clean start), then release files and sockets."""
         try:
@@ -331,4 +307,4 @@ class Learner:
                 log.info("stopped at step %d, generation %d: checkpoint written", self.trainer.step, self.generation)
         finally:
             self.reporter.close()
-            self.client.close()
+            self.session.close()

@@ -1,22 +1,10 @@
-"""The worker's connection to the broker: hello, heartbeats, model fetches, batch delivery.
+"""The worker's side of the broker session: model fetches and batch delivery.
 
-Nothing here blocks the search. ``BrokerLink.pump(timeout)`` is called between runner steps:
-it reads the replies that have arrived (``BrokerClient.poll``), the model announcements on the
-SUB socket, sends a heartbeat when one is due and outbox batches while fewer than
-``MAX_IN_FLIGHT`` await their ack, and notices when the broker has gone silent.
-
-Connection states (the Paranoid Pirate pattern of the ZeroMQ guide):
-
-    hello sent ──Welcome──► welcomed ──(a request overdue and no reply at all for
-        ▲                                request_timeout seconds)──► lost: wait a Backoff delay
-        └───────────── reconnect: fresh DEALER + SUB sockets, hello again ◄─────┘
-
-Any reply proves the broker alive. The broker is one thread, and a slow round (a first
-compile, a slow fsync, loading a published model) stalls every worker's replies at once for
-seconds; heartbeats keep their cadence, but only ``distributed.request_timeout`` seconds of
-total silence while a request is outstanding means the broker is gone. A request unanswered
-for that long while other replies do arrive was lost on the way (the broker drops a reply to
-a peer that is not reading): it is forgotten and, for a batch or a hello, sent again.
+Nothing here blocks the search. ``BrokerLink.pump(timeout)`` is called between runner steps;
+the session (``azgo_runtime.session.BrokerSession``: hello, heartbeats, silence, reconnects)
+reads the replies and announcements, and this link sends outbox batches while fewer than
+``MAX_IN_FLIGHT`` await their ack. A batch request the broker never answered while it answered
+others was lost on the way: it is sent again.
 
 On every Welcome the whole outbox is queued again: a batch whose ack was lost is resent and
 the broker, which stores a batch id once, acks it as a duplicate. Replies to a batch:
@@ -35,8 +23,8 @@ from collections import deque
 from collections.abc import Callable
 
 from azgo_core import protocol as P
-from azgo_runtime.client import Backoff, BrokerClient, Reply, Subscriber
-from azgo_runtime.curve import client_curve
+from azgo_runtime.client import Backoff, Reply
+from azgo_runtime.session import BrokerSession
 
 from .outbox import Outbox
 
@@ -51,7 +39,7 @@ PERMANENT = {P.ErrorCode.BAD_BATCH, P.ErrorCode.WRONG_GENERATION, P.ErrorCode.BA
 """Batch refusals that a resend cannot cure."""
 
 
-class BrokerLink:
+class BrokerLink(BrokerSession):
     """One worker's requests to the broker and its view of the broker's current model.
 
     ``describe()`` builds the heartbeat's figures (a ``Heartbeat`` without worker id) when one is due.
@@ -60,73 +48,30 @@ class BrokerLink:
     """
 
     def __init__(self, settings, hello: P.Hello, outbox: Outbox, describe: Callable[[], dict], *, curve: dict | None = None):
-        curve = curve or client_curve(settings, "selfplay")
+        super().__init__(settings, hello, keys="selfplay", curve=curve)
         d = settings.distributed
-        self.hello = hello
         self.outbox = outbox
         self.describe = describe
-        self.client = BrokerClient(settings.router_endpoint(), timeout=d.request_timeout, curve=curve)
-        self.sub = Subscriber(settings.pub_endpoint(), curve=curve)
-        self.backoff = Backoff(d.reconnect_min, d.reconnect_max)
         self.retry_backoff = Backoff(d.reconnect_min, d.reconnect_max)  # batches the broker could not store
         self.fetch_backoff = Backoff(d.reconnect_min, d.reconnect_max)  # GetModel answered with an error
-        self.heartbeat_interval = d.heartbeat_interval
-        self.last_reply = 0.0  # monotonic time of the last reply of any kind
-        self.requests: dict[int, tuple[str, str | None]] = {}  # rid -> (kind, batch id)
         self.queue: deque[str] = deque()  # batch ids to send, oldest first
         self.sending: set[str] = set()  # batch ids sent, ack awaited
-        self.welcomed = False
-        self.reconnect_at: float | None = None
         self.hold_batches_until = 0.0
         self.hold_model_until = 0.0  # after an error reply to GetModel: do not ask again at once
-        self.next_heartbeat = 0.0
-        self.newest: P.ModelInfo | None = None
         self._model: tuple[P.ModelInfo, bytes] | None = None
         self.model_requested_at = 0.0
-        self.acked = self.duplicates = self.rejected = self.reconnects = 0
+        self.acked = self.duplicates = self.rejected = 0
 
-    # --- the loop -------------------------------------------------------------------------
-    def start(self) -> None:
-        log.info("broker: requests %s, announcements %s", self.client.endpoint, self.sub.endpoint)
-        self._send_hello()
-
-    def pump(self, timeout: float = 0.0) -> None:
-        """Handle what arrived (waiting up to ``timeout`` s for it), then send what is due."""
-        now = time.monotonic()
-        if self.reconnect_at is not None:
-            if now < self.reconnect_at:
-                time.sleep(max(0.0, min(timeout, self.reconnect_at - now)))
-                return
-            self._reconnect()
-        for reply in self.client.poll(timeout):
-            self.last_reply = time.monotonic()
-            self._handle(reply)
-        info = self.sub.latest(0)
-        if info is not None:
-            self._note_model(info, "announcement")
-        now = time.monotonic()
-        if self._silent(now):
-            return
-        if self.welcomed:
-            if now >= self.next_heartbeat:
-                self._send_heartbeat(now)
-            self._send_batches(now)
-
-    def heartbeat_now(self) -> None:
-        """Send a heartbeat at once (a state change the status table should show)."""
-        if self.welcomed and self.reconnect_at is None:
-            self._send_heartbeat(time.monotonic())
-
+    # --- what the worker calls ------------------------------------------------------------
     def enqueue(self, batch_id: str) -> None:
         """A new batch is in the outbox: send it when a slot is free."""
         self.queue.append(batch_id)
 
     def request_model(self) -> bool:
         """Ask for the current model (unless a request is already out); its file comes from ``take_model``."""
-        if not self.welcomed or self._waiting_for("model") or time.monotonic() < self.hold_model_until:
+        if not self.welcomed or self.waiting_for("model") or time.monotonic() < self.hold_model_until:
             return False
-        rid = self.client.send(P.GetModel())
-        self.requests[rid] = ("model", None)
+        self.send("model", P.GetModel())
         self.model_requested_at = time.monotonic()
         return True
 
@@ -145,30 +90,16 @@ class BrokerLink:
         while not self.idle() and time.monotonic() < deadline:
             self.pump(min(0.05, max(0.0, deadline - time.monotonic())))
         self.heartbeat_now()  # the last word: totals and the outbox left
-        while self._waiting_for("heartbeat") and time.monotonic() < deadline:
+        while self.waiting_for("heartbeat") and time.monotonic() < deadline:
             self.pump(min(0.05, max(0.0, deadline - time.monotonic())))
         return self.idle()
 
-    def close(self) -> None:
-        self.client.close()
-        self.sub.close()
+    # --- the session's hooks --------------------------------------------------------------
+    def heartbeat(self) -> P.Heartbeat:
+        return P.Heartbeat(worker_id=self.hello.worker_id, **{**self.describe(), "outbox": len(self.outbox)})
 
-    # --- requests -------------------------------------------------------------------------
-    def _waiting_for(self, kind: str) -> bool:
-        return any(k == kind for k, _ in self.requests.values())
-
-    def _send_hello(self) -> None:
-        rid = self.client.send(self.hello)
-        self.requests[rid] = ("hello", None)
-        self.welcomed = False
-
-    def _send_heartbeat(self, now: float) -> None:
-        fields = {**self.describe(), "outbox": len(self.outbox)}
-        rid = self.client.send(P.Heartbeat(worker_id=self.hello.worker_id, **fields))
-        self.requests[rid] = ("heartbeat", None)
-        self.next_heartbeat = now + self.heartbeat_interval
-
-    def _send_batches(self, now: float) -> None:
+    def on_pump(self, now: float) -> None:
+        """Send outbox batches while fewer than MAX_IN_FLIGHT await their ack."""
         while self.queue and len(self.sending) < MAX_IN_FLIGHT and now >= self.hold_batches_until:
             batch_id = self.queue.popleft()
             if batch_id in self.sending:
@@ -178,44 +109,41 @@ class BrokerLink:
                 continue
             message = P.SubmitBatch(batch_id=batch.batch_id, worker_id=batch.worker_id, games=batch.games,
                                     positions=batch.positions, generations=list(batch.generations))
-            rid = self.client.send(message, [batch.blob])
-            self.requests[rid] = ("batch", batch_id)
+            self.send("batch", message, [batch.blob], tag=batch_id)
             self.sending.add(batch_id)
 
-    # --- replies --------------------------------------------------------------------------
-    def _handle(self, reply: Reply) -> None:
-        kind, batch_id = self.requests.pop(reply.rid, (None, None))
-        if kind is None:
-            return  # the answer to a request made before a reconnect
+    def on_welcome(self, welcome: P.Welcome) -> None:
+        # every batch not acked is (re)sent: the broker acks a stored batch id again as a duplicate
+        self.queue = deque(b for b in self.outbox.pending() if b not in self.sending)
+        log.info("%d outbox batch(es) to send", len(self.queue))
+
+    def on_reply(self, kind: str, batch_id: str | None, reply: Reply) -> None:
         msg = reply.message
         if isinstance(msg, P.Error):
             self._on_error(kind, batch_id, msg)
-        elif kind == "hello" and isinstance(msg, P.Welcome):
-            self._on_welcome(msg)
-        elif kind == "heartbeat" and isinstance(msg, P.HeartbeatAck):
-            if msg.model is not None:
-                self._note_model(msg.model, "heartbeat")
         elif kind == "model" and isinstance(msg, P.ModelData) and len(reply.blobs) == 1:
             self.fetch_backoff.reset()
             self._model = (msg.model, reply.blobs[0])
-            self._note_model(msg.model, "fetch")
+            self.note_model(msg.model, "fetch")
         elif kind == "batch" and isinstance(msg, P.BatchAck):
             self._on_ack(msg)
         else:
             log.error("unexpected %s reply to a %s request; ignored", msg.type, kind)
 
-    def _on_welcome(self, msg: P.Welcome) -> None:
-        self.welcomed = True
-        self.backoff.reset()
-        self.heartbeat_interval = msg.heartbeat_interval
-        # every batch not acked is (re)sent: the broker acks a stored batch id again as a duplicate
-        self.queue = deque(b for b in self.outbox.pending() if b not in self.sending)
-        log.info("connected to broker %s (model %s); %d outbox batch(es) to send", msg.broker_id,
-                 P.generation_id(msg.model.generation) if msg.model else "none yet", len(self.queue))
-        if msg.model is not None:
-            self._note_model(msg.model, "welcome")
-        self.next_heartbeat = 0.0
+    def on_forgotten(self, kind: str, batch_id: str | None) -> None:
+        if kind == "batch":
+            log.warning("batch %s sent again (a second copy is acked as a duplicate)", batch_id)
+            self.sending.discard(batch_id)
+            self.queue.appendleft(batch_id)
 
+    def on_lost(self) -> None:
+        self.sending.clear()
+
+    def on_new_model(self, info: P.ModelInfo, source: str) -> None:
+        self.hold_model_until = 0.0  # news: fetch it now, whatever the last GetModel answered
+        self.fetch_backoff.reset()
+
+    # --- replies to batches and fetches ---------------------------------------------------
     def _on_ack(self, msg: P.BatchAck) -> None:
         self.sending.discard(msg.batch_id)
         self.outbox.ack(msg.batch_id, msg.seq, msg.duplicate)
@@ -234,12 +162,9 @@ class BrokerLink:
         code = err.code
         if batch_id is not None:
             self.sending.discard(batch_id)
-        if code == P.ErrorCode.UNKNOWN_WORKER:
-            log.warning("the broker does not know this worker (restarted?): saying hello again")
+        if code == P.ErrorCode.UNKNOWN_WORKER:  # the session says hello again; the batch waits for it
             if batch_id is not None:
                 self.queue.appendleft(batch_id)
-            if not self._waiting_for("hello"):
-                self._send_hello()
         elif kind == "batch" and code in PERMANENT:
             self.rejected += 1
             where = self.outbox.reject(batch_id, f"{code.value}: {err.message}")
@@ -255,60 +180,5 @@ class BrokerLink:
             self.hold_model_until = time.monotonic() + self.fetch_backoff.delay()
             if code != P.ErrorCode.NO_MODEL:  # none published yet is normal at the start of a run
                 log.warning("broker could not send the model (%s: %s)", code.value, err.message)
-        elif kind == "hello":
-            log.error("broker refused our hello (%s: %s)", code.value, err.message)
-            self._lose("hello refused")
         else:
             log.warning("broker answered a %s with %s: %s", kind, code.value, err.message)
-
-    def _note_model(self, info: P.ModelInfo, source: str) -> None:
-        if self.newest is None or info.generation > self.newest.generation:
-            log.debug("broker's current model: %s (from %s)", P.generation_id(info.generation), source)
-            self.newest = info
-            self.hold_model_until = 0.0  # news: fetch it now, whatever the last GetModel answered
-            self.fetch_backoff.reset()
-
-    # --- silence and reconnects -----------------------------------------------------------
-    def _silent(self, now: float) -> bool:
-        """True (and a reconnect scheduled) when the broker has stopped answering.
-
-        Gone: a request waited past the timeout and nothing at all came back meanwhile. A request
-        past the timeout while other replies arrive is lost, not the broker: it is forgotten.
-        """
-        if not self.client.overdue():
-            return False
-        timeout = self.client.timeout
-        if now - self.last_reply > timeout:
-            self._lose(f"no reply within {timeout:g} s")
-            return True
-        for rid in [rid for rid, sent in self.client.pending.items() if now - sent > timeout]:
-            self._forget(rid, timeout)
-        return False
-
-    def _forget(self, rid: int, timeout: float) -> None:
-        """Give up on one request the broker (alive) never answered; send again what must arrive."""
-        del self.client.pending[rid]
-        kind, batch_id = self.requests.pop(rid, (None, None))
-        log.warning("no reply to a %s request within %g s while the broker answers others: presumed lost%s",
-                    kind or "forgotten", timeout, ", sending it again" if kind in ("batch", "hello") else "")
-        if kind == "batch":
-            self.sending.discard(batch_id)
-            self.queue.appendleft(batch_id)  # a second copy is acked as a duplicate
-        elif kind == "hello" and not self._waiting_for("hello"):
-            self._send_hello()
-
-    def _lose(self, reason: str) -> None:
-        delay = self.backoff.delay()
-        self.reconnect_at = time.monotonic() + delay
-        self.welcomed = False
-        self.requests.clear()
-        self.sending.clear()
-        log.warning("broker silent (%s): reconnecting in %.1f s", reason, delay)
-
-    def _reconnect(self) -> None:
-        self.reconnect_at = None
-        self.reconnects += 1
-        self.client.connect()
-        self.sub.connect()
-        log.info("reconnecting to %s (attempt %d)", self.client.endpoint, self.reconnects)
-        self._send_hello()
