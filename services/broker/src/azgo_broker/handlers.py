@@ -1,7 +1,7 @@
 """What the broker does with each request: one ``handle_*`` method per request type.
 
 ``RequestHandlers`` is the request half of ``server.Broker`` (a mixin: it uses the broker's
-``settings``, ``store``, ``models``, ``workers``, ``rules``, ``metrics``, ``counts``, ``pub``,
+``settings``, ``store``, ``models``, ``workers``, ``rules``, ``metrics``, ``pub``,
 ``send``, ``refuse``, ``checker``, ``checking`` and ``log_limited``). A handler returns the
 reply and its blob frames, or None when the reply waits: a batch is checked beside the loop
 (``checking``), stored by ``finish_checks`` and acknowledged by ``commit_round`` once the
@@ -175,8 +175,7 @@ class RequestHandlers:
                               for identity, rid, slot in copies)
 
     def count_duplicate(self, msg: P.SubmitBatch) -> None:
-        self.counts["duplicates"] += 1
-        self.metrics.duplicates.inc()
+        self.metrics.duplicate()
         self.log_limited.info("duplicate", "batch %s from %s is a duplicate: acked again, not stored", msg.batch_id,
                               msg.worker_id, limit=HELLO_LINES)
 
@@ -201,8 +200,7 @@ class RequestHandlers:
             self.publish_status()
         for ack in acks:
             if ack.duplicate:
-                self.counts["duplicates"] += 1
-                self.metrics.duplicates.inc()
+                self.metrics.duplicate()
             self.send(ack.identity, P.BatchAck(rid=ack.rid, batch_id=ack.batch_id, duplicate=ack.duplicate, seq=ack.seq),
                       slot=ack.slot)
 
@@ -233,8 +231,7 @@ class RequestHandlers:
         """Tell every subscriber the new current generation."""
         header = P.encode(P.Announce(model=info))
         self.pub.send_multipart([P.ANNOUNCE_TOPIC, header])
-        self.metrics.bytes_out.inc(len(P.ANNOUNCE_TOPIC) + len(header))
-        self.counts["bytes_out"] += len(P.ANNOUNCE_TOPIC) + len(header)
+        self.metrics.sent(len(P.ANNOUNCE_TOPIC) + len(header))
 
     def handle_learner_report(self, msg: P.LearnerReport, blobs: list[bytes], identity: bytes) -> Reply:
         """Keep the learner's latest figures for /status and the metrics."""

@@ -42,6 +42,8 @@ class BrokerMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
+        self.totals = {"duplicates": 0, "rejected": 0, "bytes_in": 0, "bytes_out": 0}
+        """The /status totals of the counters below that have them (kept by ``received``, ``sent``, ...)."""
         self.games = Counter("azgo_games_received_total", "Games stored", registry=r)
         self.positions = Counter("azgo_positions_received_total", "Positions (moves) stored", registry=r)
         self.batches = Counter("azgo_batches_received_total", "Batches stored", registry=r)
@@ -130,6 +132,27 @@ class BrokerMetrics:
                 gauge.remove(worker_id)
             except KeyError:
                 pass
+
+    # --- the counts /status shows: counted here once, read back without collecting the registry ---
+    def received(self, size: int) -> None:
+        """Bytes of a request read from the ROUTER socket."""
+        self.bytes_in.inc(size)
+        self.totals["bytes_in"] += size
+
+    def sent(self, size: int) -> None:
+        """Bytes of a reply or an announcement sent."""
+        self.bytes_out.inc(size)
+        self.totals["bytes_out"] += size
+
+    def refused(self, code: str) -> None:
+        """A request answered with an Error of ``code``."""
+        self.rejected.labels(code).inc()
+        self.totals["rejected"] += 1
+
+    def duplicate(self) -> None:
+        """A batch received again and acked without being stored."""
+        self.duplicates.inc()
+        self.totals["duplicates"] += 1
 
     def sync_totals(self) -> tuple[float, float]:
         """(sum of seconds, count) of azgo_model_sync_seconds so far: the dashboard plots the mean per interval."""

@@ -74,7 +74,6 @@ class Broker(RequestHandlers):
         self.log_limited = RateLimitedLog(log)  # per-request lines: a flood of bad requests cannot flood the log
         self.metrics.generation.set(self.models.current_generation)
         self.snapshot = Snapshot()
-        self.counts = {"duplicates": 0, "rejected": 0, "bytes_in": 0, "bytes_out": 0}
         self.learner: dict | None = None
         self.learner_at = 0.0
         self.evaluation: dict | None = None  # the evaluator's last EvalReport, for /status
@@ -257,8 +256,7 @@ class Broker(RequestHandlers):
 
     def _dispatch(self, frames: list[bytes]) -> None:
         identity, parts = frames[0], frames[1:]
-        self.counts["bytes_in"] += sum(len(f) for f in frames)
-        self.metrics.bytes_in.inc(sum(len(f) for f in frames))
+        self.metrics.received(sum(len(f) for f in frames))
         if not parts:
             self.refuse(identity, P.error(P.ErrorCode.BAD_MESSAGE, "empty message: no header frame"), "?")
             return
@@ -305,8 +303,7 @@ class Broker(RequestHandlers):
         """Answer a request with ``error``, count it in azgo_batches_rejected_total{reason=code} and /status
         "rejected", and log it (rate-limited: the first few per code per minute, then a count)."""
         code = P.ErrorCode(error.code).value
-        self.counts["rejected"] += 1
-        self.metrics.rejected.labels(code).inc()
+        self.metrics.refused(code)
         if log_it:
             self.log_limited.warning(f"refused {code}", "refused %s (peer %s): %s: %s", what, identity.hex()[:16],
                                      code, error.message)
@@ -351,8 +348,7 @@ class Broker(RequestHandlers):
                 log.error("reply %s to %s failed: %s", message.type, identity.hex(), e)
             return
         size = sum(len(f) for f in frames)
-        self.counts["bytes_out"] += size
-        self.metrics.bytes_out.inc(size)
+        self.metrics.sent(size)
 
     # --- housekeeping ---------------------------------------------------------------------
     def purge_workers(self, now: float) -> None:
@@ -380,9 +376,7 @@ class Broker(RequestHandlers):
             "workers": [w.row(now) for w in self.workers.selfplay()],
             "workers_by_state": self.workers.by_state(),
             "totals": {"games": store.total_games, "positions": store.total_positions, "batches": len(store.entries),
-                       "duplicates": self.counts["duplicates"], "rejected": self.counts["rejected"],
-                       "bytes_in": self.counts["bytes_in"], "bytes_out": self.counts["bytes_out"],
-                       "store_bytes": store.store_bytes},
+                       **self.metrics.totals, "store_bytes": store.store_bytes},
             "rates": {"games_per_s": games_rate, "positions_per_s": positions_rate},
             "learner": learner,
             "ratings": ratings,
