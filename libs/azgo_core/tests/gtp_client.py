@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import subprocess
 import time
 from collections.abc import Sequence
+
+import pytest
 
 
 class GtpError(RuntimeError):
@@ -185,3 +188,47 @@ class GtpClient:
         match = re.match(r"(\d*)(.*)", raw[1:], re.S)
         cid = int(match.group(1)) if match.group(1) else None
         return status, cid, match.group(2).strip()
+
+
+# --- a game against GNU Go, for the GTP tests ---------------------------------------------------
+def gnugo_path() -> str:
+    """GNU Go from $AZGO_GNUGO (set by `make test`: then it must exist), else from PATH or /usr/games."""
+    configured = os.environ.get("AZGO_GNUGO")
+    if configured:
+        assert os.access(configured, os.X_OK), f"AZGO_GNUGO={configured} is not an executable"
+        return configured
+    found = shutil.which("gnugo") or ("/usr/games/gnugo" if os.access("/usr/games/gnugo", os.X_OK) else None)
+    if not found:
+        pytest.skip("GNU Go not installed (make test installs it)")
+    return found
+
+
+def play_against_gnugo(ours, size: int, max_moves: int, our_colour: str) -> list[str]:
+    """Alternate genmove/play between our engine and GNU Go; returns the moves as GTP vertices.
+
+    Every move of ours must be accepted by GNU Go (positional superko, no suicide: the same
+    rules), every move of GNU Go's by us; at the end both must see the same stones.
+    """
+    gnugo = GtpClient([gnugo_path(), "--mode", "gtp", "--level", "1", "--positional-superko"], timeout=60)
+    with gnugo:
+        for side in (ours, gnugo):
+            side.send(f"boardsize {size}")
+            side.send("clear_board")
+            side.send("komi 7.5")
+        players = {our_colour: ours, "bw".replace(our_colour, ""): gnugo}
+        moves: list[str] = []
+        for i in range(max_moves):
+            colour = "bw"[i % 2]
+            mover, other = players[colour], players["bw".replace(colour, "")]
+            vertex = mover.send(f"genmove {colour}").lower()
+            moves.append(vertex)
+            if vertex == "resign":
+                break
+            answer = other.send(f"play {colour} {vertex}", allow_failure=True)
+            assert answer == "", f"move {i + 1} {colour} {vertex} refused: {answer} after {moves}"
+            if moves[-2:] == ["pass", "pass"]:
+                break
+        for colour in ("black", "white"):
+            theirs = sorted(gnugo.send(f"list_stones {colour}").upper().split())
+            assert sorted(ours.send(f"list_stones {colour}").split()) == theirs, colour
+    return moves

@@ -1,18 +1,13 @@
-"""The GTP engine: every command and error string, the stdout discipline of ``azgo gtp``,
-and games against GNU Go (the reference for legal moves and captures)."""
+"""The GTP engine: every command and error string, and games against GNU Go (the reference for
+legal moves and captures). The ``azgo gtp`` process is tested in ``tests/test_tools_cli.py``."""
 
 from __future__ import annotations
 
 import io
-import os
 import random
-import re
-import shutil
-import subprocess
-import sys
 
 import pytest
-from gtp_client import GtpClient
+from gtp_client import GtpClient, gnugo_path, play_against_gnugo
 
 from azgo_core import __version__, coords
 from azgo_core.gtp import RESIGN, GtpEngine, clean_line, parse_command
@@ -389,69 +384,7 @@ def test_engine_needs_exactly_one_player_source():
         GtpEngine(player=FirstLegal(), player_factory=only_9x9)
 
 
-# --- the command line -------------------------------------------------------------------
-RESPONSE = re.compile(r"[=?]\d*( [^\n]*)?(\n[^\n]+)*\n\n")
-
-
-def azgo_gtp(*args: str, stdin: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "azgo_tools.cli", "gtp", *args],
-        input=stdin, capture_output=True, text=True, timeout=timeout,
-    )
-
-
-def test_cli_stdout_carries_only_protocol_responses():
-    script = ["1 protocol_version", "2 name", "boardsize 9", "komi 6.5", "play b E5", "genmove w",
-              "showboard", "list_stones black", "final_score", "undo", "frobnicate", "# just a comment",
-              "", "boardsize 25", "3 quit", "name"]
-    done = azgo_gtp("--visits", "8", stdin="\n".join(script) + "\n")
-    assert done.returncode == 0, done.stderr
-    responses = [m.group(0) for m in RESPONSE.finditer(done.stdout)]
-    assert "".join(responses) == done.stdout  # nothing but responses, back to back
-    assert len(responses) == 13  # one per command up to quit; comments, blank lines and after quit: none
-    assert responses[0] == "=1 2\n\n" and responses[1] == "=2 azgo\n\n"
-    assert re.fullmatch(r"= ([A-HJ][1-9]|pass|resign)\n\n", responses[5]), responses[5]
-    assert responses[7] == "= E5\n\n"
-    assert responses[10] == "? unknown command\n\n"
-    assert responses[11] == "? unacceptable size\n\n"
-    assert responses[12] == "=3 \n\n"
-
-
-def test_cli_refuses_a_size_the_model_does_not_play(tmp_path):
-    model = pytest.importorskip("azgo_core.model")
-    path = tmp_path / "net.safetensors"
-    model.save_model(path, model.AZNet(model.NetConfig(board_size=7, blocks=1, channels=8)), generation=3)
-    done = azgo_gtp("--model", str(path), "--size", "9", stdin="name\n")
-    assert done.returncode == 2 and done.stdout == ""
-    assert "board size 7" in done.stderr
-    done = azgo_gtp("--model", str(path), "--visits", "4", stdin="boardsize 9\nboardsize 7\ngenmove b\n")
-    assert done.returncode == 0, done.stderr
-    responses = done.stdout.split("\n\n")
-    assert responses[0] == "? unacceptable size" and responses[1] == "= "
-    assert re.fullmatch(r"= ([A-G][1-7]|pass|resign)", responses[2])
-
-
-def test_cli_reports_a_bad_model_file(tmp_path):
-    path = tmp_path / "net.safetensors"
-    path.write_bytes(b"\x80\x04not a model")
-    done = azgo_gtp("--model", str(path), stdin="name\n")
-    assert done.returncode == 2 and done.stdout == ""
-    assert "cannot load model" in done.stderr
-
-
 # --- against GNU Go ---------------------------------------------------------------------
-def gnugo_path() -> str:
-    """GNU Go from $AZGO_GNUGO (set by `make test`: then it must exist), else from PATH or /usr/games."""
-    configured = os.environ.get("AZGO_GNUGO")
-    if configured:
-        assert os.access(configured, os.X_OK), f"AZGO_GNUGO={configured} is not an executable"
-        return configured
-    found = shutil.which("gnugo") or ("/usr/games/gnugo" if os.access("/usr/games/gnugo", os.X_OK) else None)
-    if not found:
-        pytest.skip("GNU Go not installed (make test installs it)")
-    return found
-
-
 class InProcess:
     """``GtpClient``'s ``send`` over an in-process engine."""
 
@@ -464,49 +397,9 @@ class InProcess:
         return response[2:] if response.startswith("=") else "?" + response[2:]
 
 
-def play_against_gnugo(ours, size: int, max_moves: int, our_colour: str) -> list[str]:
-    """Alternate genmove/play between our engine and GNU Go; returns the moves as GTP vertices.
-
-    Every move of ours must be accepted by GNU Go (positional superko, no suicide: the same
-    rules), every move of GNU Go's by us; at the end both must see the same stones.
-    """
-    gnugo = GtpClient([gnugo_path(), "--mode", "gtp", "--level", "1", "--positional-superko"], timeout=60)
-    with gnugo:
-        for side in (ours, gnugo):
-            side.send(f"boardsize {size}")
-            side.send("clear_board")
-            side.send("komi 7.5")
-        players = {our_colour: ours, "bw".replace(our_colour, ""): gnugo}
-        moves: list[str] = []
-        for i in range(max_moves):
-            colour = "bw"[i % 2]
-            mover, other = players[colour], players["bw".replace(colour, "")]
-            vertex = mover.send(f"genmove {colour}").lower()
-            moves.append(vertex)
-            if vertex == "resign":
-                break
-            answer = other.send(f"play {colour} {vertex}", allow_failure=True)
-            assert answer == "", f"move {i + 1} {colour} {vertex} refused: {answer} after {moves}"
-            if moves[-2:] == ["pass", "pass"]:
-                break
-        for colour in ("black", "white"):
-            theirs = sorted(gnugo.send(f"list_stones {colour}").upper().split())
-            assert sorted(ours.send(f"list_stones {colour}").split()) == theirs, colour
-    return moves
-
-
 @pytest.mark.parametrize("our_colour", ["b", "w"])
 def test_random_player_against_gnugo_every_move_accepted_and_boards_agree(our_colour):
     engine = GtpEngine(player=RandomLegal(seed=7), size=9)
     moves = play_against_gnugo(InProcess(engine), size=9, max_moves=120, our_colour=our_colour)
     ours = moves[0 if our_colour == "b" else 1::2]
     assert len(ours) >= 20 and sum(m != "pass" for m in ours) >= 20
-
-
-@pytest.mark.slow
-def test_azgo_gtp_network_player_against_gnugo():
-    argv = [sys.executable, "-m", "azgo_tools.cli", "gtp", "--visits", "16", "--size", "9"]
-    with GtpClient(argv, timeout=120) as ours:
-        assert ours.send("name") == "azgo"
-        moves = play_against_gnugo(ours, size=9, max_moves=40, our_colour="b")
-    assert sum(m not in ("pass", "resign") for m in moves[0::2]) >= 1
