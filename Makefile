@@ -42,6 +42,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/build/numba-cache
 # Stamps: reinstall when a pyproject changes.
 VENV_STAMP := $(VENV)/.azgo-installed
 DEV_STAMP := $(VENV)/.azgo-dev-installed
+BENCH_STAMP := $(VENV)/.azgo-bench-installed
 
 TEST_PATHS := $(CORE)/tests tests
 
@@ -62,6 +63,11 @@ dev: $(DEV_STAMP)
 
 $(DEV_STAMP): $(VENV_STAMP)
 	$(PIP) install -e '$(CORE)[test,dev]'
+	touch $@
+
+# OpenSpiel's Go: bench-core's reference for legal masks, and a second rules check in the tests
+$(BENCH_STAMP): $(VENV_STAMP)
+	$(PIP) install -e '$(CORE)[test,bench]'
 	touch $@
 
 # Debian splits `python3 -m venv` (ensurepip) into python3-venv: installed like GNU Go below
@@ -109,7 +115,7 @@ test-tools:
 		exit 1; \
 	fi
 
-test: $(VENV_STAMP) gnugo test-tools
+test: $(VENV_STAMP) $(BENCH_STAMP) gnugo test-tools
 	AZGO_GNUGO='$(GNUGO)' $(PY) -m pytest $(TEST_PATHS)
 
 lint: $(DEV_STAMP)
@@ -117,7 +123,7 @@ lint: $(DEV_STAMP)
 
 check: lint test
 
-bench-core: $(VENV_STAMP)
+bench-core: $(BENCH_STAMP)
 	@mkdir -p build/bench
 	$(PY) benchmarks/bench_core.py --out build/bench/core.json
 

@@ -4,6 +4,9 @@ Prints a table and writes JSON (default build/bench/core.json):
 
   board_play_per_s       legal moves played in random games (play only, compiled replay)
   legal_mask_per_s       full legal-move masks (positional superko included) along random games
+  pyspiel_mask_per_s     OpenSpiel's C++ Go (``open_spiel``, a benchmark-only dependency) on the
+                         same games: ``legal_actions_mask`` then ``apply_action`` before every move
+  legal_mask_vs_pyspiel  legal_mask_per_s / pyspiel_mask_per_s
   mcts_sims_per_s        leaf evaluations/s of the self-play runner, 64 games, stub evaluator
                          (uniform priors, value 0) that still receives the input planes
   mcts_sims_per_s_1_thread, mcts_sims_per_s_2_threads
@@ -133,6 +136,34 @@ def _masks(N, zob, moves, lengths, reps):
     return built
 
 
+def pyspiel_actions(moves: np.ndarray, lengths: np.ndarray, N: int) -> list[list[int]]:
+    """The games' moves as OpenSpiel Go actions: row * N + col, N * N for a pass.
+
+    Our padded point p is ((row + 1) * (N + 1) + col + 1); OpenSpiel may count rows from the
+    other edge, which mirrors the board and changes no move's legality.
+    """
+    W = N + 1
+    return [[N * N if p < 0 else (p // W - 1) * N + p % W - 1 for p in moves[g, :lengths[g]].tolist()]
+            for g in range(len(lengths))]
+
+
+def pyspiel_game(N: int, max_moves: int):
+    import pyspiel
+
+    return pyspiel.load_game("go", {"board_size": N, "komi": 7.5, "max_game_length": max_moves + 2})
+
+
+def _pyspiel_masks(game, games: list[list[int]]) -> int:
+    built = 0
+    for actions in games:
+        state = game.new_initial_state()
+        for a in actions:
+            state.legal_actions_mask()
+            state.apply_action(a)
+            built += 1
+    return built
+
+
 def timed(fn, seconds: float) -> tuple[float, float]:
     """Call ``fn() -> work done`` until ``seconds`` pass; returns (work, elapsed)."""
     work, start = 0.0, time.perf_counter()
@@ -151,8 +182,11 @@ def bench_board(seconds: float) -> dict:
     _masks(SIZE, zob, moves[:1], lengths[:1], 1)
     plays, t1 = timed(lambda: _replay(SIZE, zob, moves, lengths, 20), seconds)
     masks, t2 = timed(lambda: _masks(SIZE, zob, moves, lengths, 2), seconds)
-    return {"board_play_per_s": plays / t1, "legal_mask_per_s": masks / t2,
-            "random_game_length": float(lengths.mean())}
+    game, actions = pyspiel_game(SIZE, moves.shape[1]), pyspiel_actions(moves, lengths, SIZE)
+    _pyspiel_masks(game, actions[:1])
+    theirs, t3 = timed(lambda: _pyspiel_masks(game, actions), seconds)
+    return {"board_play_per_s": plays / t1, "legal_mask_per_s": masks / t2, "pyspiel_mask_per_s": theirs / t3,
+            "legal_mask_vs_pyspiel": (masks / t2) / (theirs / t3), "random_game_length": float(lengths.mean())}
 
 
 def make_runner(evaluate, games: int = 64, threads: int = 1, overlap: bool = False):
@@ -225,7 +259,8 @@ def bench_nn(seconds: float) -> dict:
     }
 
 
-TARGETS = {"board_play_per_s": 5_000_000, "legal_mask_per_s": 1_000_000, "mcts_sims_per_s": 150_000,
+TARGETS = {"board_play_per_s": 5_000_000, "legal_mask_per_s": 1_000_000, "legal_mask_vs_pyspiel": 3.0,
+           "mcts_sims_per_s": 150_000,
            "mcts_threads_speedup": 1.8, "selfplay_vs_nn_bound": 0.85}
 
 
