@@ -50,8 +50,8 @@ def serve(broker: Broker, expect: int) -> None:
         while seen < expect:
             assert broker.router.poll(10_000), f"only {seen} of {expect} requests arrived"
             broker.serve_round()
-        broker.finish_checks(wait=10)  # batches are checked beside the loop
-        broker.commit_round()
+        broker.requests.finish_checks(wait=10)  # batches are checked beside the loop
+        broker.requests.commit_round()
     finally:
         broker.dispatch = original
 
@@ -87,9 +87,9 @@ def test_one_fsync_acks_every_batch_of_a_round(loop, monkeypatch):
         frames.append(broker.router.recv_multipart())
     for f in frames:
         broker.dispatch(f)
-    broker.finish_checks(wait=10)  # checked beside the loop, then stored
-    assert not broker.checking and sock.poll(200) == 0  # nothing acked before the commit
-    broker.commit_round()
+    broker.requests.finish_checks(wait=10)  # checked beside the loop, then stored
+    assert not broker.requests.checking and sock.poll(200) == 0  # nothing acked before the commit
+    broker.requests.commit_round()
     acks = replies(sock, 6)
     assert len(syncs) == 1  # one fsync for the whole round
     assert sorted(a.rid for a in acks) == [10, 11, 12, 13, 14, 20]
@@ -128,7 +128,7 @@ def test_a_failing_handler_answers_internal_and_the_loop_goes_on(loop):
     def broken(msg, blobs, identity):
         raise RuntimeError("boom")
 
-    broker.handlers[P.GetModel] = broken
+    broker.requests.table[P.GetModel] = broken
     send(sock, P.GetModel(), rid=7)
     send(sock, P.Hello(worker_id="after", board_size=5), rid=8)
     serve(broker, 2)
@@ -140,7 +140,7 @@ def test_a_failing_handler_answers_internal_and_the_loop_goes_on(loop):
 
 def test_a_reply_to_a_vanished_peer_is_dropped_quietly(loop):
     broker, sock = loop
-    broker.send(b"\x00no-such-peer", P.Ok())  # ROUTER_MANDATORY: EHOSTUNREACH, logged, not raised
+    broker.replies.send(b"\x00no-such-peer", P.Ok())  # ROUTER_MANDATORY: EHOSTUNREACH, logged, not raised
     send(sock, P.GetModel(), rid=9)
     serve(broker, 1)
     (reply,) = replies(sock, 1)

@@ -1,25 +1,34 @@
 """What the broker does with each request: one ``handle_*`` method per request type.
 
-``RequestHandlers`` is the request half of ``server.Broker`` (a mixin: it uses the broker's
-``settings``, ``store``, ``models``, ``workers``, ``rules``, ``metrics``, ``pub``,
-``send``, ``refuse``, ``checker``, ``checking`` and ``log_limited``). A handler returns the
-reply and its blob frames, or None when the reply waits: a batch is checked beside the loop
-(``checking``), stored by ``finish_checks`` and acknowledged by ``commit_round`` once the
-round's single fsync (the group commit) has put it on disk.
+``RequestHandlers`` is given everything it works on (the store, models, workers, metrics, the
+batch checker, the replies, the PUB socket, the dashboard) by ``server.Broker``, which owns
+the sockets and the loop; ``table`` maps each request type to its handler. A handler returns
+the reply and its blob frames, or None when the reply waits: a batch is checked beside the
+loop (``checking``), stored by ``finish_checks`` and acknowledged by ``commit_round`` once the
+round's single fsync (the group commit) has put it on disk. The learner's and the evaluator's
+last reports are kept here for /status.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from azgo_core import protocol as P
+import zmq
 
-from .checking import CheckJob
-from .metrics import ELO_GENERATIONS
-from .models import PublishRefused
-from .store import StoreError
+from azgo_core import protocol as P
+from azgo_core.config import Settings
+
+from .checking import BatchChecker, CheckJob
+from .dashboard import Dashboard
+from .metrics import ELO_GENERATIONS, BrokerMetrics
+from .models import ModelRegistry, PublishRefused
+from .ratelog import RateLimitedLog
+from .replies import Replies
+from .store import GameStore, StoreError
+from .workers import WorkerRegistry
 
 log = logging.getLogger("azgo.broker")
 
@@ -45,6 +54,27 @@ Reply = tuple[P.Message, list[bytes]] | None  # None: answered later (batch acks
 
 class RequestHandlers:
     """The broker's request handlers (see the module docstring)."""
+
+    def __init__(self, settings: Settings, broker_id: str, *, store: GameStore, models: ModelRegistry,
+                 workers: WorkerRegistry, metrics: BrokerMetrics, checker: BatchChecker, replies: Replies,
+                 pub: zmq.Socket, dashboard: Dashboard, log_limited: RateLimitedLog, on_stored: Callable[[], None]):
+        self.settings, self.broker_id = settings, broker_id
+        self.store, self.models, self.workers, self.metrics = store, models, workers, metrics
+        self.checker, self.replies, self.pub, self.dashboard = checker, replies, pub, dashboard
+        self.log_limited = log_limited
+        self.on_stored = on_stored  # acked batches are in /status at once (the broker rebuilds its snapshot)
+        self.round: list[PendingAck] = []
+        self.checking: dict[str, list[tuple[bytes, int, list]]] = {}  # batch id under check -> later copies
+        self.learner: dict | None = None  # the learner's last LearnerReport, for /status
+        self.learner_at = 0.0
+        self.evaluation: dict | None = None  # the evaluator's last EvalReport, for /status
+        self.evaluation_at = 0.0
+        self.table = {
+            P.Hello: self.handle_hello, P.Heartbeat: self.handle_heartbeat, P.GetModel: self.handle_get_model,
+            P.SubmitBatch: self.handle_submit, P.GetSamples: self.handle_get_samples,
+            P.PublishModel: self.handle_publish, P.LearnerReport: self.handle_learner_report,
+            P.EvalReport: self.handle_eval_report,
+        }
 
     def handle_hello(self, msg: P.Hello, blobs: list[bytes], identity: bytes) -> Reply:
         """Register a worker (or the learner); answer with the current model and the heartbeat rules."""
@@ -116,14 +146,14 @@ class RequestHandlers:
             return None
         waiting = self.checking.get(msg.batch_id)
         if waiting is not None:  # the same batch again while it is checked: answered with the first copy's verdict
-            waiting.append((identity, msg.rid, self.reserve(identity)))
+            waiting.append((identity, msg.rid, self.replies.reserve(identity)))
             return None
         if self.checker.busy(len(blobs[0])):
             return P.error(P.ErrorCode.STORAGE, f"batch {msg.batch_id}: the broker is busy checking "
                                                 f"{self.checker.backlog_bytes} bytes of batches: retry later"), []
         self.checking[msg.batch_id] = []
         # checked beside the loop (checking.py); this peer's later replies wait for this one's: it is answered in order
-        self.checker.submit(CheckJob(identity, msg, blobs[0], slot=self.reserve(identity)))
+        self.checker.submit(CheckJob(identity, msg, blobs[0], slot=self.replies.reserve(identity)))
         return None
 
     def foreign(self, worker_id: str, identity: bytes) -> P.Error | None:
@@ -152,13 +182,13 @@ class RequestHandlers:
             foreign = self.foreign(msg.worker_id, job.identity) if job.error is None else None
             if foreign is not None:  # sound, but not from the connection that said hello as its worker
                 for identity, rid, slot in [(job.identity, msg.rid, job.slot), *copies]:
-                    self.refuse(identity, foreign.model_copy(update={"rid": rid}), f"submit_batch from {msg.worker_id}",
+                    self.replies.refuse(identity, foreign.model_copy(update={"rid": rid}), f"submit_batch from {msg.worker_id}",
                                 slot=slot)
                 continue
             if job.error is not None:
                 error = P.error(job.error.code, f"batch {msg.batch_id}: {job.error.reason}")
                 for identity, rid, slot in [(job.identity, msg.rid, job.slot), *copies]:
-                    self.refuse(identity, error.model_copy(update={"rid": rid}), f"submit_batch from {msg.worker_id}",
+                    self.replies.refuse(identity, error.model_copy(update={"rid": rid}), f"submit_batch from {msg.worker_id}",
                                 log_it=job.error.code != P.ErrorCode.INTERNAL, slot=slot)
                 continue
             try:
@@ -167,7 +197,7 @@ class RequestHandlers:
                 # a full disk refuses every worker's every retry: the first lines of each minute, then a count
                 self.log_limited.log(logging.ERROR, "not stored", "batch %s not stored: %s", msg.batch_id, e)
                 for identity, rid, slot in [(job.identity, msg.rid, job.slot), *copies]:
-                    self.refuse(identity, P.error(P.ErrorCode.STORAGE, f"batch {msg.batch_id} not stored: {e}", rid),
+                    self.replies.refuse(identity, P.error(P.ErrorCode.STORAGE, f"batch {msg.batch_id} not stored: {e}", rid),
                                 f"submit_batch from {msg.worker_id}", log_it=False, slot=slot)
                 continue
             self.round.append(PendingAck(job.identity, msg.rid, msg.batch_id, seq, duplicate=False, slot=job.slot))
@@ -189,7 +219,7 @@ class RequestHandlers:
         except StoreError as e:
             log.error("game store commit failed, %d batch(es) not stored: %s", len(acks), e)
             for ack in acks:
-                self.send(ack.identity, P.Error(rid=ack.rid, code=P.ErrorCode.STORAGE,
+                self.replies.send(ack.identity, P.Error(rid=ack.rid, code=P.ErrorCode.STORAGE,
                                                 message=f"batch {ack.batch_id} not stored: {e}"), slot=ack.slot)
             return
         for entry in stored:
@@ -197,11 +227,11 @@ class RequestHandlers:
             self.metrics.games.inc(entry.games)
             self.metrics.positions.inc(entry.positions)
         if stored:  # an acked batch is in /status already (its check no longer holds the loop until the next snapshot)
-            self.publish_status()
+            self.on_stored()
         for ack in acks:
             if ack.duplicate:
                 self.metrics.duplicate()
-            self.send(ack.identity, P.BatchAck(rid=ack.rid, batch_id=ack.batch_id, duplicate=ack.duplicate, seq=ack.seq),
+            self.replies.send(ack.identity, P.BatchAck(rid=ack.rid, batch_id=ack.batch_id, duplicate=ack.duplicate, seq=ack.seq),
                       slot=ack.slot)
 
     def handle_get_samples(self, msg: P.GetSamples, blobs: list[bytes], identity: bytes) -> Reply:

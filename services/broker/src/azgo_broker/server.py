@@ -1,7 +1,9 @@
 """The broker: one ZeroMQ poll loop over a ROUTER (requests) and a PUB (model announcements).
 
 Shape of the ZeroMQ guide's mdbroker: ``run`` polls the ROUTER, ``serve_round`` reads every
-request already waiting (up to ``ROUND_MAX``) and hands each to its ``handle_*`` method, then
+request already waiting (up to ``ROUND_MAX``) and hands each to its handler (``handlers``,
+an object given the store, models, workers and metrics; replies go out through
+``replies.Replies``, in each peer's request order), then
 commits the round: the game batches it accepted are fsynced together (group commit) and only
 then acknowledged. A batch is checked beside the loop (``checking.BatchChecker``, a pool of threads),
 so a slow check never delays a heartbeat; the loop polls the checker's wake-up socket too and
@@ -19,7 +21,6 @@ rate limiter (``ratelog``): a flood of bad requests cannot flood the log. Frames
 
 from __future__ import annotations
 
-import collections
 import fcntl
 import logging
 import os
@@ -37,10 +38,11 @@ from azgo_runtime.curve import authorized_dir, server_keys
 from .auth import Authenticator
 from .checking import BatchChecker
 from .dashboard import RECENT_BATCHES, Dashboard
-from .handlers import HELLO_LINES, PendingAck, RequestHandlers
+from .handlers import HELLO_LINES, RequestHandlers
 from .metrics import BrokerMetrics, HttpServer, Snapshot
 from .models import ModelRegistry
 from .ratelog import RateLimitedLog
+from .replies import Replies
 from .status import RATE_WINDOW, finite, format_table
 from .store import GameStore
 from .validate import BatchRules
@@ -54,8 +56,8 @@ SNAPSHOT_SECONDS = 0.5  # the /status snapshot is rebuilt at least this often
 FRAME_SLACK = P.MAX_HEADER_BYTES + (1 << 20)  # above max_batch_bytes, for the largest accepted frame
 
 
-class Broker(RequestHandlers):
-    """The broker's state (store, models, workers, metrics) and its loop; the requests' handlers are in ``handlers``."""
+class Broker:
+    """The broker's state (store, models, workers, metrics), sockets and loop; ``requests`` handles each request."""
 
     def __init__(self, settings: Settings, context: zmq.Context | None = None):
         b = self.config = settings.broker
@@ -74,28 +76,19 @@ class Broker(RequestHandlers):
         self.log_limited = RateLimitedLog(log)  # per-request lines: a flood of bad requests cannot flood the log
         self.metrics.generation.set(self.models.current_generation)
         self.snapshot = Snapshot()
-        self.learner: dict | None = None
-        self.learner_at = 0.0
-        self.evaluation: dict | None = None  # the evaluator's last EvalReport, for /status
-        self.evaluation_at = 0.0
         # the web page's history and view; evaluation games from the evaluator's data dir when this host sees it
         self.dashboard = Dashboard(str(self.store.dir), str(self.models.dir), str(settings.evaluation.data_dir))
-        self.round: list[PendingAck] = []
-        self.handlers = {
-            P.Hello: self.handle_hello, P.Heartbeat: self.handle_heartbeat, P.GetModel: self.handle_get_model,
-            P.SubmitBatch: self.handle_submit, P.GetSamples: self.handle_get_samples,
-            P.PublishModel: self.handle_publish, P.LearnerReport: self.handle_learner_report,
-            P.EvalReport: self.handle_eval_report,
-        }
         self.context = context or zmq.Context.instance()
         self.curve = server_keys(settings)  # (public, secret) or None: CURVE off
         self.auth = (Authenticator(self.context, authorized_dir(settings), settings.security.reload_interval)
                      if self.curve else None)
         self.router, self.pub = self._bind_sockets()
         self.checker = BatchChecker(self.context, self.rules, self.models, threads=b.validation_threads)  # beside the loop
-        self.checking: dict[str, list[tuple[bytes, int]]] = {}  # batch id under check -> later copies (identity, rid)
-        self.held: dict[bytes, collections.deque[list]] = {}  # peer -> its replies in request order, from its
-        # oldest batch under check on ([message, blobs], message None while the check runs): see ``reserve``
+        self.replies = Replies(self.router, self.metrics, self.log_limited)
+        self.requests = RequestHandlers(settings, self.broker_id, store=self.store, models=self.models,
+                                        workers=self.workers, metrics=self.metrics, checker=self.checker,
+                                        replies=self.replies, pub=self.pub, dashboard=self.dashboard,
+                                        log_limited=self.log_limited, on_stored=self.publish_status)
         self.http = HttpServer(b.bind, b.http_port, self.metrics, self.snapshot)
         self._next_snapshot = self._next_status = 0.0
         self._denied_counted = 0
@@ -151,8 +144,8 @@ class Broker(RequestHandlers):
             if self.router in ready:
                 self.serve_round()
             if self.checker.wake in ready:
-                self.finish_checks()
-                self.commit_round()
+                self.requests.finish_checks()
+                self.requests.commit_round()
             self.tick()
         log.info("stopping (signal %s)", getattr(stop, "signal", None))
 
@@ -180,7 +173,7 @@ class Broker(RequestHandlers):
                 break
             if frames is not None:
                 self.dispatch(frames)
-        self.commit_round()
+        self.requests.commit_round()
 
     def admitted(self, frames: list[zmq.Frame]) -> list[bytes] | None:
         """A request's frames if its connection's key (ZAP User-Id) is still allowed; else refuse it (revoked)."""
@@ -197,7 +190,7 @@ class Broker(RequestHandlers):
         except Exception:
             pass
         name = self.auth.name_of(user)
-        self.refuse(identity, P.error(P.ErrorCode.UNAUTHORIZED, f"key {name!r} ({(user or '?')[:8]}...) is no longer "
+        self.replies.refuse(identity, P.error(P.ErrorCode.UNAUTHORIZED, f"key {name!r} ({(user or '?')[:8]}...) is no longer "
                                       "in the broker's allow-list", rid), f"request with key {name!r}")
         return None
 
@@ -224,9 +217,9 @@ class Broker(RequestHandlers):
     def close(self) -> None:
         """Finish the checks under way, commit what is pending, write a last status, close sockets, HTTP and the store."""
         self.checker.stop()
-        self.finish_checks()
+        self.requests.finish_checks()
         self.checker.close()
-        self.commit_round()
+        self.requests.commit_round()
         self.log_limited.flush(force=True)  # the counts of the lines held back this window
         self.publish_status()
         self.write_status()
@@ -252,31 +245,31 @@ class Broker(RequestHandlers):
         except Exception as e:  # a bug in the refusal path itself: the loop must go on serving everybody
             self.log_limited.log(logging.ERROR, "dispatch failure", "request from %s: dispatch failed",
                                  frames[0].hex()[:16], exc_info=True)
-            self.refuse(frames[0], P.error(P.ErrorCode.INTERNAL, f"{type(e).__name__}: {e}"), "?", log_it=False)
+            self.replies.refuse(frames[0], P.error(P.ErrorCode.INTERNAL, f"{type(e).__name__}: {e}"), "?", log_it=False)
 
     def _dispatch(self, frames: list[bytes]) -> None:
         identity, parts = frames[0], frames[1:]
         self.metrics.received(sum(len(f) for f in frames))
         if not parts:
-            self.refuse(identity, P.error(P.ErrorCode.BAD_MESSAGE, "empty message: no header frame"), "?")
+            self.replies.refuse(identity, P.error(P.ErrorCode.BAD_MESSAGE, "empty message: no header frame"), "?")
             return
         try:
             msg = P.decode(parts[0], blobs=len(parts) - 1)
         except P.ProtocolError as e:
             self.metrics.messages.labels("invalid").inc()
-            self.refuse(identity, P.error_reply(e), "request")
+            self.replies.refuse(identity, P.error_reply(e), "request")
             return
         except Exception as e:  # a decoder bug must cost one error reply, never the broker
             self.metrics.messages.labels("invalid").inc()
             self.log_limited.log(logging.ERROR, "decoder failure", "undecodable request from %s", identity.hex()[:16],
                                  exc_info=True)
-            self.refuse(identity, P.error(P.ErrorCode.BAD_MESSAGE, f"undecodable header: {type(e).__name__}: {e}"),
+            self.replies.refuse(identity, P.error(P.ErrorCode.BAD_MESSAGE, f"undecodable header: {type(e).__name__}: {e}"),
                         "request", log_it=False)
             return
-        handler = self.handlers.get(type(msg))
+        handler = self.requests.table.get(type(msg))
         if handler is None:
             self.metrics.messages.labels("invalid").inc()
-            self.refuse(identity, P.error(P.ErrorCode.UNKNOWN_TYPE, f"{msg.type!r} is a reply, not a request", msg.rid),
+            self.replies.refuse(identity, P.error(P.ErrorCode.UNKNOWN_TYPE, f"{msg.type!r} is a reply, not a request", msg.rid),
                         msg.type)
             return
         self.metrics.messages.labels(msg.type).inc()
@@ -295,60 +288,9 @@ class Broker(RequestHandlers):
         message = message.model_copy(update={"rid": msg.rid})
         if isinstance(message, P.Error):
             sender = f"{msg.type} from {worker_id}" if worker_id else msg.type
-            self.refuse(identity, message, sender, log_it=message.code not in (P.ErrorCode.INTERNAL, P.ErrorCode.STORAGE))
+            self.replies.refuse(identity, message, sender, log_it=message.code not in (P.ErrorCode.INTERNAL, P.ErrorCode.STORAGE))
         else:
-            self.send(identity, message, blobs)
-
-    def refuse(self, identity: bytes, error: P.Error, what: str, log_it: bool = True, slot: list | None = None) -> None:
-        """Answer a request with ``error``, count it in azgo_batches_rejected_total{reason=code} and /status
-        "rejected", and log it (rate-limited: the first few per code per minute, then a count)."""
-        code = P.ErrorCode(error.code).value
-        self.metrics.refused(code)
-        if log_it:
-            self.log_limited.warning(f"refused {code}", "refused %s (peer %s): %s: %s", what, identity.hex()[:16],
-                                     code, error.message)
-        self.send(identity, error, slot=slot)
-
-    def reserve(self, identity: bytes) -> list:
-        """A place for a reply that comes later (a batch under check): the peer's later replies wait behind it,
-        so each peer is answered in the order it asked. Filled by ``send(..., slot=)``."""
-        slot = [None, ()]
-        self.held.setdefault(identity, collections.deque()).append(slot)
-        return slot
-
-    def send(self, identity: bytes, message: P.Message, blobs: list[bytes] = (), slot: list | None = None) -> None:
-        """Send a reply (into its reserved ``slot``, or behind the peer's replies still waiting for a check); a
-        peer that has gone away (EHOSTUNREACH) or is not reading loses it."""
-        queue = self.held.get(identity)
-        if slot is not None:
-            slot[0], slot[1] = message, blobs
-        elif queue:
-            queue.append([message, blobs])
-            return
-        if queue is None:
-            self._send_now(identity, message, blobs)
-            return
-        while queue and queue[0][0] is not None:  # send what is no longer waiting, in order
-            self._send_now(identity, *queue.popleft())
-        if not queue:
-            del self.held[identity]
-
-    def _send_now(self, identity: bytes, message: P.Message, blobs: list[bytes] = ()) -> None:
-        frames = [identity, P.encode(message), *blobs]
-        try:
-            self.router.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
-        except zmq.ZMQError as e:
-            if e.errno == zmq.EHOSTUNREACH:
-                self.log_limited.info("reply dropped", "reply %s to %s dropped: the peer is gone", message.type,
-                                      identity.hex())
-            elif e.errno == zmq.EAGAIN:
-                self.log_limited.warning("reply not read", "reply %s to %s dropped: the peer is not reading",
-                                         message.type, identity.hex())
-            else:
-                log.error("reply %s to %s failed: %s", message.type, identity.hex(), e)
-            return
-        size = sum(len(f) for f in frames)
-        self.metrics.sent(size)
+            self.replies.send(identity, message, blobs)
 
     # --- housekeeping ---------------------------------------------------------------------
     def purge_workers(self, now: float) -> None:
@@ -363,12 +305,11 @@ class Broker(RequestHandlers):
         now = time.monotonic()
         store, model = self.store, self.models.current
         games_rate, positions_rate = store.recent_rates(RATE_WINDOW)
-        learner = None
-        if self.learner is not None:
-            learner = {**self.learner, "age_s": round(now - self.learner_at, 3)}
-        ratings = None
-        if self.evaluation is not None:
-            ratings = {**self.evaluation, "age_s": round(now - self.evaluation_at, 3)}
+        learner, ratings, r = None, None, self.requests
+        if r.learner is not None:
+            learner = {**r.learner, "age_s": round(now - r.learner_at, 3)}
+        if r.evaluation is not None:
+            ratings = {**r.evaluation, "age_s": round(now - r.evaluation_at, 3)}
         return finite({
             "broker": {"id": self.broker_id, "version": __version__, "uptime_s": round(now - self.started, 3),
                        "data_dir": str(self.data_dir)},
