@@ -164,6 +164,41 @@ def _pyspiel_masks(game, games: list[list[int]]) -> int:
     return built
 
 
+def check_rules(N: int, games: int, seed: int) -> int:
+    """Replay ``games`` of the benchmark's random games in OpenSpiel and compare the legal moves
+    before every move with ours (``Position.legal_mask``): OpenSpiel must accept every move and
+    allow every move we allow; a move only it allows must be one we refuse for superko (it
+    checks only the simple ko). Prints what it found; returns the exit status (0: agreed)."""
+    from azgo_core.position import Position
+
+    moves = np.full((games, 2 * N * N), -1, np.int32)
+    lengths = np.zeros(games, np.int32)
+    _random_games(N, zobrist(N), games, seed, moves, lengths)
+    game = pyspiel_game(N, moves.shape[1])
+    positions = superko = ended = 0
+    problems = []
+    for g, actions in enumerate(pyspiel_actions(moves, lengths, N)):
+        ours, theirs = Position(N, move_cap=moves.shape[1]), game.new_initial_state()
+        for t, action in enumerate(actions):
+            mask = ours.legal_mask()
+            their_mask = np.array(theirs.legal_actions_mask(), bool)
+            if (mask & ~their_mask).any():
+                problems.append(f"game {g} move {t}: OpenSpiel refuses {np.flatnonzero(mask & ~their_mask).tolist()}")
+            for move in np.flatnonzero(their_mask & ~mask).tolist():
+                if ours.why_illegal(move) != "superko":
+                    problems.append(f"game {g} move {t}: OpenSpiel allows {move} ({ours.why_illegal(move)} for us)")
+                superko += 1
+            ours.play(action)
+            theirs.apply_action(action)
+            positions += 1
+        ended += actions[-2:] == [N * N, N * N] and theirs.is_terminal()
+    print(f"{games} random {N}x{N} games, {positions} positions: OpenSpiel accepted every move; "
+          f"{superko} moves refused for superko by us only; {ended} games ended on two passes in both")
+    for line in problems[:20]:
+        print("disagreement:", line)
+    return 1 if problems else 0
+
+
 def timed(fn, seconds: float) -> tuple[float, float]:
     """Call ``fn() -> work done`` until ``seconds`` pass; returns (work, elapsed)."""
     work, start = 0.0, time.perf_counter()
@@ -268,7 +303,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="build/bench/core.json")
     ap.add_argument("--seconds", type=float, default=8.0, help="wall time per figure")
+    ap.add_argument("--check-rules", type=int, metavar="SIZE",
+                    help="only compare our legal moves with OpenSpiel's along random SIZExSIZE games, then exit")
+    ap.add_argument("--games", type=int, default=40, help="games for --check-rules")
     args = ap.parse_args()
+    if args.check_rules:
+        raise SystemExit(check_rules(args.check_rules, args.games, seed=11))
 
     import torch
 
