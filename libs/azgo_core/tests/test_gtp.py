@@ -7,7 +7,7 @@ import io
 import random
 
 import pytest
-from gtp_client import GtpClient, gnugo_path, play_against_gnugo
+from gtp_client import play_against_gnugo
 
 from azgo_core import __version__, coords
 from azgo_core.gtp import RESIGN, GtpEngine, clean_line, parse_command
