@@ -33,15 +33,25 @@ session per thread.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Sequence
 
+from azgo_core import __version__
 from azgo_core import protocol as P
 
 from .client import Backoff, BrokerClient, BrokerUnavailable, RemoteError, Reply, Subscriber
 from .curve import client_curve
 
 log = logging.getLogger("azgo.session")
+
+
+def hello_message(settings, worker_id: str, role: str, **fields) -> P.Hello:
+    """The hello this process sends: its id and role, host, pid, code version and board size
+    (``fields``: what a role adds, e.g. self-play's gpu and parallel games)."""
+    return P.Hello(worker_id=worker_id, role=role, host=socket.gethostname()[:P.MAX_TEXT], pid=os.getpid(),
+                   code_version=__version__, board_size=settings.board.size, **fields)
 
 
 class BrokerSession:

@@ -12,15 +12,12 @@ sent again from ``pump`` once per heartbeat interval.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
 
-from azgo_core import __version__
 from azgo_core import protocol as P
 from azgo_core.config import Settings
 from azgo_runtime.client import BrokerUnavailable, RemoteError
-from azgo_runtime.session import BrokerSession
+from azgo_runtime.session import BrokerSession, hello_message
 from azgo_runtime.status import StatusUnavailable, fetch_status
 
 log = logging.getLogger("azgo.evaluator.link")
@@ -46,9 +43,7 @@ class BrokerLink(BrokerSession):
     """The evaluator's session with the broker (one thread)."""
 
     def __init__(self, settings: Settings, evaluator_id: str):
-        hello = P.Hello(worker_id=evaluator_id, role="tool", host=socket.gethostname(), code_version=__version__,
-                        pid=os.getpid(), board_size=settings.board.size)
-        super().__init__(settings, hello, keys="evaluator")
+        super().__init__(settings, hello_message(settings, evaluator_id, "tool"), keys="evaluator")
         self.status_url = f"http://{settings.distributed.broker_host}:{settings.broker.http_port}"
         self.unsent_report: P.EvalReport | None = None
         self.next_report_try = 0.0

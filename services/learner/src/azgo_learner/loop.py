@@ -27,12 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import time
 from pathlib import Path
 
-from azgo_core import __version__
 from azgo_core import protocol as P
 from azgo_core.config import Settings, settings_yaml
 from azgo_core.files import atomic_write
@@ -41,7 +38,7 @@ from azgo_core.model import ModelFileError, load_model, resolve_device
 from azgo_core.train import PositionSampler
 from azgo_runtime.client import BrokerUnavailable, RemoteError
 from azgo_runtime.service import StopFlag
-from azgo_runtime.session import BrokerSession
+from azgo_runtime.session import BrokerSession, hello_message
 
 from .checkpoint import Checkpoint, CheckpointError, newest_checkpoint, prune_checkpoints, remove_partial_writes, write_checkpoint
 from .ratio import SampleRatio
@@ -64,9 +61,8 @@ class Learner:
         self.stop = stop
         self.data_dir = Path(self.cfg.data_dir)
         self.ckpt_dir = self.data_dir / "checkpoints"
-        hello = P.Hello(worker_id=WORKER_ID, role="learner", host=socket.gethostname()[:200], pid=os.getpid(),
-                        code_version=__version__, board_size=settings.board.size)
-        self.session = BrokerSession(settings, hello, keys="learner", subscribe=False, should_stop=stop.is_set)
+        self.session = BrokerSession(settings, hello_message(settings, WORKER_ID, "learner"), keys="learner",
+                                     subscribe=False, should_stop=stop.is_set)
         self.device = resolve_device(self.cfg.device)
         self.trainer = Trainer(settings.net_config(), settings.train_config(), seed=self.cfg.seed, device=self.device)
         # a position more than a window behind can no longer be trained on: that is the write-off slack

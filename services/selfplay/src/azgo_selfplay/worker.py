@@ -39,7 +39,6 @@ Hooks: ``make_evaluator(net, device)`` (how the network is run: TensorRT, a remo
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import time
 import uuid
@@ -47,7 +46,6 @@ from pathlib import Path
 
 import torch
 
-import azgo_core
 from azgo_core import protocol as P
 from azgo_core.config import Settings
 from azgo_core.model import AZNet, ModelFileError, make_evaluator, resolve_device
@@ -56,6 +54,7 @@ from azgo_core.search import Evaluator
 from azgo_core.selfplay import SelfPlayRunner
 from azgo_runtime.client import Backoff
 from azgo_runtime.service import StopFlag
+from azgo_runtime.session import hello_message
 
 from .identity import claim_worker_dir, resolve_worker_id
 from .link import BrokerLink
@@ -93,9 +92,8 @@ class SelfPlayWorker:
         home = Path(settings.self_play.data_dir) / self.worker_id
         self._lock = claim_worker_dir(home)
         self.outbox = Outbox(home / "outbox")
-        hello = P.Hello(worker_id=self.worker_id, role="selfplay", host=os.uname().nodename, gpu=gpu_name(self.device),
-                        code_version=azgo_core.__version__, pid=os.getpid(), board_size=settings.board.size,
-                        parallel_games=settings.self_play.parallel_games)
+        hello = hello_message(settings, self.worker_id, "selfplay", gpu=gpu_name(self.device),
+                              parallel_games=settings.self_play.parallel_games)
         self.link = BrokerLink(settings, hello, self.outbox, self._describe)
         self.state, self.error = P.WorkerState.SYNCING, ""
         self.generation, self.evaluate, self.runner = -1, None, None
