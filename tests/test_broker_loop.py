@@ -96,7 +96,7 @@ def test_one_fsync_acks_every_batch_of_a_round(loop, monkeypatch):
     assert all(isinstance(a, P.BatchAck) for a in acks)
     by_rid = {a.rid: a for a in acks}
     assert by_rid[20].duplicate and by_rid[20].seq == by_rid[10].seq
-    assert [e.batch_id for e in broker.store.entries] == [f"gc{i}" for i in range(5)]
+    assert [e.header.batch_id for e in broker.store.entries] == [f"gc{i}" for i in range(5)]
 
 
 def test_storage_failure_is_reported_and_nothing_is_stored(loop, monkeypatch):

@@ -8,18 +8,23 @@ import os
 import pytest
 
 from azgo_broker.store import HEADER, READERS, GameStore, StoreError, segment_name
+from azgo_core.protocol import BatchHeader
+
+
+def header(batch_id: str, worker_id: str, games: int, positions: int) -> BatchHeader:
+    return BatchHeader(batch_id=batch_id, worker_id=worker_id, games=games, positions=positions, generations=[0])
 
 
 def fill(store: GameStore, sizes: list[int], prefix: str = "b") -> list[int]:
     """Append one batch per entry of ``sizes`` (its positions), committed together; returns the seqs."""
-    seqs = [store.append(f"{prefix}{i}", "w", 1, n, [0], f"blob-{prefix}{i}".encode() * 10) for i, n in enumerate(sizes)]
+    seqs = [store.append(header(f"{prefix}{i}", "w", 1, n), f"blob-{prefix}{i}".encode() * 10) for i, n in enumerate(sizes)]
     store.commit()
     return seqs
 
 
 def test_append_is_invisible_until_commit_then_survives_reopen(tmp_path):
     store = GameStore(tmp_path)
-    seq = store.append("a", "w1", 2, 30, [0], b"payload-a")
+    seq = store.append(header("a", "w1", 2, 30), b"payload-a")
     assert seq == 0 and store.seq_of("a") is None and store.pending_seq_of("a") == 0
     assert store.window(-1, 100, 1 << 20).entries == []
     store.commit()
@@ -32,14 +37,14 @@ def test_append_is_invisible_until_commit_then_survives_reopen(tmp_path):
     assert again.seq_of("a") == 0 and again.seq_of("x1") == 2
     assert (again.total_games, again.total_positions, again.last_seq) == (4, 42, 2)
     assert again.read_blob(again.entries[0]) == b"payload-a"
-    assert again.append("next", "w1", 1, 1, [0], b"n") == 3  # seqs continue after a restart
+    assert again.append(header("next", "w1", 1, 1), b"n") == 3  # seqs continue after a restart
     again.close()
 
 
 def test_uncommitted_appends_are_gone_after_close(tmp_path):
     store = GameStore(tmp_path)
     fill(store, [3])
-    store.append("lost", "w", 1, 3, [0], b"never committed")
+    store.append(header("lost", "w", 1, 3), b"never committed")
     store.close()  # no commit: never acked, may be dropped
     again = GameStore(tmp_path)
     assert again.seq_of("lost") is None and len(again.entries) == 1
@@ -89,7 +94,7 @@ def test_corrupt_record_inside_an_older_segment_is_skipped(tmp_path, caplog):
     store = GameStore(tmp_path, segment_bytes=1 << 16)
     big = b"x" * 30_000
     for i in range(4):  # two records per segment, then a roll-over
-        store.append(f"b{i}", "w", 1, 10, [0], big)
+        store.append(header(f"b{i}", "w", 1, 10), big)
         store.commit()
     assert store._tail >= 1
     victim = store.entries[0]
@@ -99,7 +104,7 @@ def test_corrupt_record_inside_an_older_segment_is_skipped(tmp_path, caplog):
         f.write(b"CORRUPTED")
     with caplog.at_level(logging.ERROR, logger="azgo.broker.store"):
         again = GameStore(tmp_path, segment_bytes=1 << 16)
-    assert [e.batch_id for e in again.entries] == ["b1", "b2", "b3"]
+    assert [e.header.batch_id for e in again.entries] == ["b1", "b2", "b3"]
     assert any("corrupt record" in r.getMessage() and segment_name(0) in r.getMessage() for r in caplog.records)
     again.close()
 
@@ -117,7 +122,7 @@ def test_corrupt_record_inside_the_last_segment_keeps_the_later_batches(tmp_path
         f.write(b"CORRUPTED")
     with caplog.at_level(logging.WARNING, logger="azgo.broker.store"):
         again = GameStore(tmp_path)
-    assert [e.batch_id for e in again.entries] == ["r0-0", "r2-0", "r3-0"]
+    assert [e.header.batch_id for e in again.entries] == ["r0-0", "r2-0", "r3-0"]
     assert path.stat().st_size == size  # nothing truncated
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and str(path) in errors[0] and f"offset {victim.offset}" in errors[0]
@@ -133,7 +138,7 @@ def test_corrupt_record_inside_the_last_segment_keeps_the_later_batches(tmp_path
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="azgo.broker.store"):
         third = GameStore(tmp_path)
-    assert [e.batch_id for e in third.entries] == ["r0-0", "r2-0", "r3-0"] and path.stat().st_size == torn.offset
+    assert [e.header.batch_id for e in third.entries] == ["r0-0", "r2-0", "r3-0"] and path.stat().st_size == torn.offset
     assert any(r.levelno == logging.WARNING and "truncating the torn tail" in r.getMessage() for r in caplog.records)
     assert last.offset + last.length == torn.offset
     third.close()
@@ -142,19 +147,19 @@ def test_corrupt_record_inside_the_last_segment_keeps_the_later_batches(tmp_path
 def test_reads_see_what_a_rollback_rewrote(tmp_path):
     store = GameStore(tmp_path)
     fill(store, [1])
-    store.append("gone", "w", 1, 1, [0], b"G" * 64)  # uncommitted bytes right behind the committed record
+    store.append(header("gone", "w", 1, 1), b"G" * 64)  # uncommitted bytes right behind the committed record
     assert store.read_blob(store.entries[0]) == b"blob-b0" * 10
     store.rollback()
-    store.append("kept", "w", 1, 1, [0], b"K" * 64)  # same offset, same length, other bytes
+    store.append(header("kept", "w", 1, 1), b"K" * 64)  # same offset, same length, other bytes
     store.commit()
-    assert store.entries[1].batch_id == "kept" and store.read_blob(store.entries[1]) == b"K" * 64
+    assert store.entries[1].header.batch_id == "kept" and store.read_blob(store.entries[1]) == b"K" * 64
     store.close()
 
 
 def test_read_descriptors_stay_bounded(tmp_path):
     store = GameStore(tmp_path, segment_bytes=1 << 12)
     for i in range(12):  # one ~5 kB batch per segment
-        store.append(f"b{i}", "w", 1, 1, [0], bytes([i]) * 5000)
+        store.append(header(f"b{i}", "w", 1, 1), bytes([i]) * 5000)
         store.commit()
     assert len({e.segment for e in store.entries}) == 12
     assert [store.read_blob(e)[:1] for e in store.entries] == [bytes([i]) for i in range(12)]
@@ -171,7 +176,7 @@ def test_segments_roll_over_and_read_back(tmp_path):
     store = GameStore(tmp_path, segment_bytes=1 << 16)
     blobs = [bytes([i]) * 20_000 for i in range(7)]
     for i, blob in enumerate(blobs):
-        store.append(f"b{i}", "w", 1, 1, [0], blob)
+        store.append(header(f"b{i}", "w", 1, 1), blob)
         store.commit()
     assert len({e.segment for e in store.entries}) >= 2
     assert store.store_bytes == sum(p.stat().st_size for p in tmp_path.glob("*.seg"))
@@ -221,8 +226,8 @@ def test_failed_sync_rolls_the_round_back(tmp_path, monkeypatch):
     store = GameStore(tmp_path)
     fill(store, [4])
     size = (tmp_path / segment_name(0)).stat().st_size
-    store.append("doomed1", "w", 1, 2, [0], b"d1")
-    store.append("doomed2", "w", 1, 2, [0], b"d2")
+    store.append(header("doomed1", "w", 1, 2), b"d1")
+    store.append(header("doomed2", "w", 1, 2), b"d2")
 
     def no_space(fd):
         raise OSError(28, "No space left on device")
@@ -233,18 +238,18 @@ def test_failed_sync_rolls_the_round_back(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert (tmp_path / segment_name(0)).stat().st_size == size  # the round's bytes are gone
     assert store.seq_of("doomed1") is None and store.total_positions == 4
-    assert store.append("doomed1", "w", 1, 2, [0], b"d1") == 1  # the retry takes the next seq
+    assert store.append(header("doomed1", "w", 1, 2), b"d1") == 1  # the retry takes the next seq
     store.commit()
     store.close()
     again = GameStore(tmp_path)
-    assert [e.batch_id for e in again.entries] == ["b0", "doomed1"]
+    assert [e.header.batch_id for e in again.entries] == ["b0", "doomed1"]
     again.close()
 
 
 def test_recent_rates_count_the_last_seconds(tmp_path):
     store = GameStore(tmp_path)
-    store.append("old", "w", 5, 50, [0], b"o", received=1000.0)
-    store.append("new", "w", 3, 30, [0], b"n", received=1095.0)
+    store.append(header("old", "w", 5, 50), b"o", received=1000.0)
+    store.append(header("new", "w", 3, 30), b"n", received=1095.0)
     store.commit()
     assert store.recent_rates(10.0, now=1100.0) == (0.3, 3.0)
     store.close()
@@ -252,7 +257,7 @@ def test_recent_rates_count_the_last_seconds(tmp_path):
 
 def test_a_failed_append_drops_only_that_batch(tmp_path, monkeypatch):
     store = GameStore(tmp_path)
-    assert store.append("kept", "w", 1, 2, [0], b"k") == 0
+    assert store.append(header("kept", "w", 1, 2), b"k") == 0
     real_write = os.write
 
     def full_disk(fd, data):
@@ -261,19 +266,19 @@ def test_a_failed_append_drops_only_that_batch(tmp_path, monkeypatch):
 
     monkeypatch.setattr("azgo_broker.store.os.write", full_disk)
     with pytest.raises(StoreError, match="No space left"):
-        store.append("lost", "w", 1, 2, [0], b"l" * 100)
+        store.append(header("lost", "w", 1, 2), b"l" * 100)
     monkeypatch.undo()
-    assert store.append("next", "w", 1, 2, [0], b"n") == 1
+    assert store.append(header("next", "w", 1, 2), b"n") == 1
     store.commit()
     store.close()
     again = GameStore(tmp_path)
-    assert [(e.seq, e.batch_id) for e in again.entries] == [(0, "kept"), (1, "next")]
+    assert [(e.seq, e.header.batch_id) for e in again.entries] == [(0, "kept"), (1, "next")]
     again.close()
 
 
 def test_seqs_are_not_reused_when_a_rollback_cannot_truncate(tmp_path, monkeypatch):
     store = GameStore(tmp_path)
-    store.append("a", "w", 1, 2, [0], b"a")
+    store.append(header("a", "w", 1, 2), b"a")
 
     def fail(*args):
         raise OSError(5, "Input/output error")
@@ -283,9 +288,9 @@ def test_seqs_are_not_reused_when_a_rollback_cannot_truncate(tmp_path, monkeypat
     with pytest.raises(StoreError):
         store.commit()
     monkeypatch.undo()
-    assert store.append("b", "w", 1, 2, [0], b"b") == 1  # "a" keeps seq 0 on disk
+    assert store.append(header("b", "w", 1, 2), b"b") == 1  # "a" keeps seq 0 on disk
     store.commit()
     store.close()
     again = GameStore(tmp_path)  # the unacknowledged "a" is indexed too, in order: a resend is a duplicate
-    assert [(e.seq, e.batch_id) for e in again.entries] == [(0, "a"), (1, "b")]
+    assert [(e.seq, e.header.batch_id) for e in again.entries] == [(0, "a"), (1, "b")]
     again.close()

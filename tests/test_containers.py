@@ -133,7 +133,7 @@ def stored_batches(stack: Stack, tmp_path: Path) -> set[str]:
     run(["docker", "cp", f"{broker}:/data/broker/games", str(dest)], stack.env, 60)
     store = GameStore(dest, fsync=False)
     try:
-        return {e.batch_id for e in store.entries}
+        return {e.header.batch_id for e in store.entries}
     finally:
         store.close()
 

@@ -152,7 +152,7 @@ def test_damaged_store_is_repaired_at_start_with_the_segment_and_offset_logged(t
     store = GameStore(c.games_dir)
     for batch_id, games in records.items():
         msg, blobs = batch(batch_id, "w9", games)
-        store.append(batch_id, "w9", msg.games, msg.positions, msg.generations, blobs[0])
+        store.append(msg.header, blobs[0])
         store.commit()
     victim, last = store.entries[2], store.entries[-1]
     store.close()

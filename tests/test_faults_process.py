@@ -38,6 +38,7 @@ from pathlib import Path
 from procs import Service, get_json, http_url, tiny_config, wait_for
 
 from azgo_broker.store import Audit, GameStore, audit, segment_name
+from azgo_core.protocol import BatchHeader
 from azgo_learner.checkpoint import NAME as CHECKPOINT_NAME
 from azgo_learner.checkpoint import checkpoint_files, newest_checkpoint
 from azgo_selfplay import outbox as outbox_module
@@ -325,7 +326,7 @@ def test_sigkill_broker_learner_and_workers_lose_nothing_acknowledged(tmp_path):
 def test_outbox_journal_explains_every_batch_that_left(tmp_path, monkeypatch):
     box = Outbox(tmp_path / "outbox")
     for n in range(3):
-        box.put(Batch(batch_id=f"w1-{n}", worker_id="w1", games=2, positions=9, generations=(0,), blob=b"x"))
+        box.put(Batch(BatchHeader(batch_id=f"w1-{n}", worker_id="w1", games=2, positions=9, generations=[0]), b"x"))
     box.ack("w1-0", 7, duplicate=False)
     box.ack("w1-0", 7, duplicate=True)  # a second reply for the same batch: journaled, harmless
     box.reject("w1-1", "bad_batch: illegal move")
@@ -347,7 +348,7 @@ def test_outbox_journal_explains_every_batch_that_left(tmp_path, monkeypatch):
 def test_store_audit_reports_records_inner_damage_and_a_torn_tail(tmp_path):
     store = GameStore(tmp_path, segment_bytes=1 << 16)
     for n in range(4):
-        store.append(f"b{n}", "w1", 1, 5, [0], bytes([n]) * 100)
+        store.append(BatchHeader(batch_id=f"b{n}", worker_id="w1", games=1, positions=5, generations=[0]), bytes([n]) * 100)
     store.commit()
     second = store.entries[1]
     store.close()

@@ -9,6 +9,7 @@ from pathlib import Path
 from broker_helpers import game
 
 from azgo_broker.store import GameStore
+from azgo_core.protocol import BatchHeader
 from azgo_core.records import encode_batch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "health_windows.py"
@@ -19,8 +20,9 @@ def test_games_fall_in_the_window_of_their_batch(tmp_path):
     black_wins = [game([0, 1, 2]), game([3, 4, 5])]  # white resigns after an odd count of moves
     white_wins = [game([0, 1])]
     for batch_id, records, received in (("b1", black_wins, 1000.0), ("b2", white_wins, 1000.0 + 11 * 60)):
-        store.append(batch_id, "w", len(records), sum(r.num_moves for r in records), [0], encode_batch(records),
-                     received=received)
+        header = BatchHeader(batch_id=batch_id, worker_id="w", games=len(records),
+                             positions=sum(r.num_moves for r in records), generations=[0])
+        store.append(header, encode_batch(records), received=received)
     store.commit()
     store.close()
     out = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "games"), "--minutes", "10"],

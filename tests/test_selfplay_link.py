@@ -113,7 +113,8 @@ def broker(make_broker):
 
 
 def put(box: Outbox, n: int) -> str:
-    box.put(Batch(batch_id=f"w1-{n}", worker_id="w1", games=2, positions=9, generations=(0,), blob=b"B%d" % n, created=n))
+    box.put(Batch(P.BatchHeader(batch_id=f"w1-{n}", worker_id="w1", games=2, positions=9, generations=[0]), b"B%d" % n,
+                  created=n))
     return f"w1-{n}"
 
 

@@ -11,7 +11,7 @@ from procs import tiny_config
 
 from azgo_core.config import load_settings
 from azgo_core.model import AZNet, ModelFileError, resolve_device, serialize_model
-from azgo_core.protocol import ModelInfo
+from azgo_core.protocol import BatchHeader, ModelInfo
 from azgo_selfplay.identity import MAX_WORKER_ID_LEN, WorkerIdInUse, claim_worker_dir, resolve_worker_id, sanitize_worker_id
 from azgo_selfplay.models import verify_model
 from azgo_selfplay.outbox import Batch
@@ -110,7 +110,8 @@ def test_full_outbox_pauses_play(tmp_path, caplog):
         worker.runner = object()  # a model is loaded
         assert worker._can_play()
         for n in range(2):
-            worker.outbox.put(Batch(batch_id=f"w1-{n}", worker_id="w1", games=1, positions=3, generations=(0,), blob=b"x"))
+            worker.outbox.put(Batch(BatchHeader(batch_id=f"w1-{n}", worker_id="w1", games=1, positions=3,
+                                                generations=[0]), b"x"))
         with caplog.at_level(logging.INFO, logger="azgo.selfplay"):
             assert not worker._can_play()
             assert "outbox full (2 batches)" in caplog.text

@@ -208,15 +208,15 @@ def test_batch_stored_before_a_crash_is_acked_as_duplicate_and_a_refused_one_is_
     system.publish(0)
     records = SelfPlayRunner(system.settings.selfplay_config(), uniform_evaluator, worker_id="w3", seed=1).play(2)
     blob = encode_batch(records)
-    stored = Batch(batch_id="w3-stored", worker_id="w3", games=2, positions=sum(r.num_moves for r in records),
-                   generations=(0,), blob=blob, created=1.0)
-    junk = Batch(batch_id="w3-junk", worker_id="w3", games=2, positions=5, generations=(0,), blob=b"not a batch", created=2.0)
+    stored = Batch(P.BatchHeader(batch_id="w3-stored", worker_id="w3", games=2,
+                                 positions=sum(r.num_moves for r in records), generations=[0]), blob, created=1.0)
+    junk = Batch(P.BatchHeader(batch_id="w3-junk", worker_id="w3", games=2, positions=5, generations=[0]),
+                 b"not a batch", created=2.0)
     box = Outbox(Path(system.settings.self_play.data_dir) / "w3" / "outbox")
     box.put(stored)
     box.put(junk)
     system.client.request(P.Hello(worker_id="w3", board_size=5))  # the earlier run: stored, but the ack was lost
-    ack = system.client.request(P.SubmitBatch(batch_id="w3-stored", worker_id="w3", games=2, positions=stored.positions,
-                                              generations=[0]), [blob]).message
+    ack = system.client.request(P.SubmitBatch(**dict(stored.header)), [blob]).message
     assert ack.duplicate is False
 
     w = system.worker("w3", "--games", "4")

@@ -135,9 +135,12 @@ class GetModel(Message):
     """None: the current generation."""
 
 
-class SubmitBatch(Message):
-    type: Literal["submit_batch"] = "submit_batch"
-    blobs: ClassVar[int] = 1
+class BatchHeader(BaseModel):
+    """What a batch of finished games says of itself, one type wherever the batch goes: the
+    self-play outbox file, the ``SubmitBatch`` request (which is one) and the broker's stored
+    record carry these fields and validate them here, once, where they enter."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     batch_id: Id
     """Unique per batch and kept across resends: the broker stores a batch id once."""
     worker_id: Id
@@ -145,6 +148,18 @@ class SubmitBatch(Message):
     positions: Count
     generations: list[Annotated[int, Field(ge=0)]] = Field(max_length=1024)
     """Model generations the games were played with."""
+
+
+class SubmitBatch(Message, BatchHeader):
+    """A batch of games to store: its header's fields, and the batch itself as the blob."""
+
+    type: Literal["submit_batch"] = "submit_batch"
+    blobs: ClassVar[int] = 1
+
+    @property
+    def header(self) -> BatchHeader:
+        """The batch's header alone, without the request's own fields (already validated)."""
+        return BatchHeader.model_construct(**{name: getattr(self, name) for name in BatchHeader.model_fields})
 
 
 class GetSamples(Message):
@@ -346,7 +361,8 @@ def quote(value: object, limit: int = MAX_QUOTE) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _field_errors(err: ValidationError) -> str:
+def field_errors(err: ValidationError) -> str:
+    """A validation error in one line that names the fields (at most five) and quotes little."""
     parts = []
     for e in err.errors()[:5]:
         path = ".".join(str(p)[:MAX_QUOTE] for p in e["loc"]) or "(message)"  # an extra key is the peer's text
@@ -384,7 +400,7 @@ def decode(frame: bytes, blobs: int | None = None) -> Message:
     try:
         message = _ADAPTERS[kind].validate_python(data)
     except ValidationError as e:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{kind}: {_field_errors(e)}", rid) from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{kind}: {field_errors(e)}", rid) from None
     want = type(message).blobs
     if blobs is not None and want >= 0 and blobs != want:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{kind}: expected {want} blob frame(s), got {blobs}", rid)

@@ -192,7 +192,7 @@ class RequestHandlers:
                                 log_it=job.error.code != P.ErrorCode.INTERNAL, slot=slot)
                 continue
             try:
-                seq = self.store.append(msg.batch_id, msg.worker_id, msg.games, msg.positions, msg.generations, job.blob)
+                seq = self.store.append(msg.header, job.blob)
             except StoreError as e:
                 # a full disk refuses every worker's every retry: the first lines of each minute, then a count
                 self.log_limited.log(logging.ERROR, "not stored", "batch %s not stored: %s", msg.batch_id, e)
@@ -224,8 +224,8 @@ class RequestHandlers:
             return
         for entry in stored:
             self.metrics.batches.inc()
-            self.metrics.games.inc(entry.games)
-            self.metrics.positions.inc(entry.positions)
+            self.metrics.games.inc(entry.header.games)
+            self.metrics.positions.inc(entry.header.positions)
         if stored:  # an acked batch is in /status already (its check no longer holds the loop until the next snapshot)
             self.on_stored()
         for ack in acks:
@@ -242,7 +242,7 @@ class RequestHandlers:
         except StoreError as e:
             log.error("%s", e)
             return P.Error(code=P.ErrorCode.STORAGE, message=str(e)), []
-        batches = [P.StoredBatch(seq=e.seq, games=e.games, positions=e.positions) for e in window.entries]
+        batches = [P.StoredBatch(seq=e.seq, games=e.header.games, positions=e.header.positions) for e in window.entries]
         return P.Samples(batches=batches, more=window.more, total_positions=self.store.total_positions,
                          total_games=self.store.total_games, last_seq=self.store.last_seq), data
 

@@ -6,7 +6,8 @@ On disk (``data_dir/games/``), segments ``000000.seg``, ``000001.seg``, ... each
     header   = magic b"AZGB" | u32 LE payload length | u32 LE crc32(payload)      (12 bytes)
     payload  = msgpack map {seq, batch_id, worker_id, games, positions, generations, received, blob}
 
-``seq`` numbers batches 0, 1, 2... in store order; ``blob`` is the batch exactly as the worker
+``batch_id`` .. ``generations`` are the batch's header (``protocol.BatchHeader``, checked again
+when a record is read back); ``seq`` numbers batches 0, 1, 2... in store order; ``blob`` is the batch exactly as the worker
 sent it (``records.encode_batch`` output, lz4 or plain); ``received`` is unix time. A new
 segment starts once the current one holds ``segment_bytes`` (checked between rounds, so a
 round of appends never straddles two files).
@@ -43,13 +44,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
+from pydantic import ValidationError
+
+from azgo_core.protocol import BatchHeader, field_errors
 
 log = logging.getLogger("azgo.broker.store")
 
 MAGIC = b"AZGB"
 HEADER = struct.Struct("<4sII")  # magic, payload length, crc32 of the payload
 SEGMENT_RE = re.compile(r"^(\d{6,})\.seg$")
-PAYLOAD_KEYS = frozenset({"seq", "batch_id", "worker_id", "games", "positions", "generations", "received", "blob"})
+PAYLOAD_KEYS = frozenset({"seq", *BatchHeader.model_fields, "received", "blob"})
 READERS = 4
 """Read descriptors kept open (one per segment, least recently used closed first)."""
 
@@ -68,9 +72,7 @@ class Entry:
     """Where one stored batch lives, and what it holds."""
 
     seq: int
-    batch_id: str
-    games: int
-    positions: int
+    header: BatchHeader
     segment: int
     offset: int
     """Byte offset of the record header in the segment file."""
@@ -102,7 +104,7 @@ class _Corrupt(ValueError):
     """A record that cannot be read at some offset (the message says why)."""
 
 
-def _parse_payload(body: bytes) -> dict:
+def _parse_payload(body: bytes) -> tuple[dict, BatchHeader]:
     try:
         payload = msgpack.unpackb(body, raw=False, strict_map_key=True)
     except (ValueError, msgpack.UnpackException) as e:
@@ -111,11 +113,17 @@ def _parse_payload(body: bytes) -> dict:
         raise _Corrupt("payload is not a stored-batch map")
     if type(payload["seq"]) is not int or not isinstance(payload["blob"], bytes):
         raise _Corrupt("payload has a bad seq or blob")
-    return payload
+    if not isinstance(payload["received"], (int, float)):
+        raise _Corrupt("payload has a bad received time")
+    try:
+        header = BatchHeader.model_validate({name: payload[name] for name in BatchHeader.model_fields})
+    except ValidationError as e:
+        raise _Corrupt(f"payload has a bad batch header ({field_errors(e)})") from None
+    return payload, header
 
 
-def _read_record(data: bytes | memoryview, offset: int) -> tuple[dict, int]:
-    """Parse the record at ``offset``; returns (payload, record length). Raises _Corrupt."""
+def _read_record(data: bytes | memoryview, offset: int) -> tuple[dict, BatchHeader, int]:
+    """Parse the record at ``offset``; returns (payload, its header, record length). Raises _Corrupt."""
     left = len(data) - offset
     if left < HEADER.size:
         raise _Corrupt(f"torn header ({left} of {HEADER.size} bytes)")
@@ -127,7 +135,7 @@ def _read_record(data: bytes | memoryview, offset: int) -> tuple[dict, int]:
     body = bytes(data[offset + HEADER.size: offset + HEADER.size + length])
     if zlib.crc32(body) != crc:
         raise _Corrupt("crc32 mismatch")
-    return _parse_payload(body), HEADER.size + length
+    return *_parse_payload(body), HEADER.size + length
 
 
 class GameStore:
@@ -170,7 +178,7 @@ class GameStore:
     def pending_seq_of(self, batch_id: str) -> int | None:
         """The seq of a batch id appended in this round but not yet committed, or None."""
         for e in self._pending:
-            if e.batch_id == batch_id:
+            if e.header.batch_id == batch_id:
                 return e.seq
         return None
 
@@ -193,9 +201,9 @@ class GameStore:
         path = self.dir / segment_name(index)
         data = path.read_bytes()
         size = len(data)
-        for offset, payload, length, damage in _walk(data):
+        for offset, payload, header, length, damage in _walk(data):
             if payload is not None:
-                self._index(payload, index, offset, length)
+                self._index(payload, header, index, offset, length)
             elif last and offset + length == len(data):  # nothing readable follows: a crash mid-write
                 self._truncate_tail(path, offset, len(data), damage)
                 size = offset
@@ -213,20 +221,19 @@ class GameStore:
             f.flush()
             os.fsync(f.fileno())
 
-    def _index(self, payload: dict, segment: int, offset: int, length: int) -> None:
-        seq, batch_id = payload["seq"], str(payload["batch_id"])
+    def _index(self, payload: dict, header: BatchHeader, segment: int, offset: int, length: int) -> None:
+        seq, batch_id = payload["seq"], header.batch_id
         if batch_id in self.by_id or (self.entries and seq <= self.entries[-1].seq):
             log.error("game store: record at %s offset %d repeats batch %s / seq %d; skipped",
                       segment_name(segment), offset, batch_id, seq)
             return
-        self._add(Entry(seq, batch_id, int(payload["games"]), int(payload["positions"]), segment, offset, length,
-                        len(payload["blob"]), float(payload["received"])))
+        self._add(Entry(seq, header, segment, offset, length, len(payload["blob"]), float(payload["received"])))
 
     def _add(self, entry: Entry) -> None:
         self.entries.append(entry)
-        self.by_id[entry.batch_id] = entry.seq
-        self._prefix.append(self._prefix[-1] + entry.positions)
-        self.total_games += entry.games
+        self.by_id[entry.header.batch_id] = entry.seq
+        self._prefix.append(self._prefix[-1] + entry.header.positions)
+        self.total_games += entry.header.games
 
     # --- writing --------------------------------------------------------------------------
     def _open_tail(self) -> None:
@@ -249,14 +256,11 @@ class GameStore:
         finally:
             os.close(dir_fd)
 
-    def append(self, batch_id: str, worker_id: str, games: int, positions: int, generations: list[int],
-               blob: bytes, received: float | None = None) -> int:
+    def append(self, header: BatchHeader, blob: bytes, received: float | None = None) -> int:
         """Write one batch (not yet synced nor visible); returns its seq. Raises StoreError, writing nothing."""
         seq = self._next_seq
         received = time.time() if received is None else received
-        record = encode_record({"seq": seq, "batch_id": batch_id, "worker_id": worker_id, "games": games,
-                                "positions": positions, "generations": list(generations), "received": received,
-                                "blob": bytes(blob)})
+        record = encode_record({"seq": seq, **dict(header), "received": received, "blob": bytes(blob)})
         offset = self.segment_sizes[self._tail]
         if self._round_start is None:
             self._round_start = offset
@@ -273,7 +277,7 @@ class GameStore:
             raise StoreError(f"cannot append to {segment_name(self._tail)}: {os_error_text(e)}") from e
         self.segment_sizes[self._tail] = offset + len(record)
         self._next_seq = seq + 1
-        self._pending.append(Entry(seq, batch_id, games, positions, self._tail, offset, len(record), len(blob), received))
+        self._pending.append(Entry(seq, header, self._tail, offset, len(record), len(blob), received))
         return seq
 
     def commit(self) -> list[Entry]:
@@ -370,8 +374,8 @@ class GameStore:
         for entry in reversed(self.entries):
             if entry.received < now - seconds:
                 break
-            games += entry.games
-            positions += entry.positions
+            games += entry.header.games
+            positions += entry.header.positions
         return games / seconds, positions / seconds
 
     def close(self) -> None:
@@ -403,7 +407,7 @@ def read_committed(directory: str | os.PathLike, entry: Entry) -> bytes:
 def _blob(entry: Entry, name: str, read: Callable[[], bytes]) -> bytes:
     """The blob of the record ``read()`` returns (``entry``'s, in segment ``name``); StoreError says why not."""
     try:
-        payload, _ = _read_record(read(), 0)
+        payload, _, _ = _read_record(read(), 0)
     except OSError as e:
         raise StoreError(f"cannot read stored batch seq {entry.seq} from {name}: {e}") from e
     except _Corrupt as e:
@@ -445,7 +449,7 @@ def audit(directory: str | os.PathLike) -> Audit:
     records, damage = [], []
     for i, index in enumerate(segments):
         data = (directory / segment_name(index)).read_bytes()
-        for offset, payload, length, why in _walk(data):
+        for offset, payload, _, length, why in _walk(data):
             if payload is None:
                 damage.append(Damage(index, offset, length, why, i == len(segments) - 1 and offset + length == len(data)))
                 continue
@@ -455,19 +459,19 @@ def audit(directory: str | os.PathLike) -> Audit:
 
 
 def _walk(data: bytes):
-    """A segment's contents in order: (offset, payload, length, "") per readable record and
-    (offset, None, length, reason) per damaged span, which ends at the next magic that starts
-    a readable record, else at the end."""
+    """A segment's contents in order: (offset, payload, header, length, "") per readable record
+    and (offset, None, None, length, reason) per damaged span, which ends at the next magic that
+    starts a readable record, else at the end."""
     offset = 0
     while offset < len(data):
         try:
-            payload, length = _read_record(data, offset)
+            payload, header, length = _read_record(data, offset)
         except _Corrupt as e:
             skip = _skip_corrupt(data, offset)
-            yield offset, None, skip - offset, str(e)
+            yield offset, None, None, skip - offset, str(e)
             offset = skip
             continue
-        yield offset, payload, length, ""
+        yield offset, payload, header, length, ""
         offset += length
 
 

@@ -107,8 +107,7 @@ class BrokerLink(BrokerSession):
             batch = self.outbox.get(batch_id)
             if batch is None:  # acked meanwhile, or found corrupt (moved aside and logged)
                 continue
-            message = P.SubmitBatch(batch_id=batch.batch_id, worker_id=batch.worker_id, games=batch.games,
-                                    positions=batch.positions, generations=list(batch.generations))
+            message = P.SubmitBatch(**dict(batch.header))
             self.send("batch", message, [batch.blob], tag=batch_id)
             self.sending.add(batch_id)
 

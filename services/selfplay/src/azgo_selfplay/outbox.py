@@ -27,7 +27,8 @@ every batch missing from the outbox has an ``ack`` (or ``reject``) line. Lines a
 with one ``write`` each (a process crash never tears one) but not fsynced: a power cut may
 lose the last ones. ``read_journal`` parses both files, oldest first.
 
-A batch file is a msgpack map (never pickle):
+A batch file is a msgpack map (never pickle): the header's fields (``protocol.BatchHeader``,
+checked by it when the file is read), the file format version, the creation time and the blob:
 
     v            int        file format version (1)
     batch_id     str        unique per batch and kept across resends: "<worker_id>-<uuid4 hex>"
@@ -49,17 +50,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import msgpack
+from pydantic import ValidationError
 
 from azgo_core.files import atomic_write
-from azgo_core.protocol import ID_CHARS, MAX_ID_LEN
+from azgo_core.protocol import BatchHeader, field_errors
 
 log = logging.getLogger("azgo.selfplay.outbox")
 
 FORMAT_VERSION = 1
 SUFFIX = ".batch"
 MAX_FILE_BYTES = 1 << 30  # a batch file is at most a max_batch_bytes blob plus a few fields
-_ID = re.compile(rf"^[{ID_CHARS}]{{1,{MAX_ID_LEN}}}$")
-_FIELDS = {"v", "batch_id", "worker_id", "games", "positions", "generations", "created", "blob"}
+_FIELDS = {"v", *BatchHeader.model_fields, "created", "blob"}
 JOURNAL = "journal.log"
 JOURNAL_MAX_BYTES = 8 << 20
 """Size at which journal.log becomes journal.log.1 (replacing the older one): at most twice this on disk."""
@@ -73,20 +74,13 @@ class OutboxError(ValueError):
 class Batch:
     """One batch of finished games as the outbox keeps it (see the module docstring)."""
 
-    batch_id: str
-    worker_id: str
-    games: int
-    positions: int
-    generations: tuple[int, ...]
+    header: BatchHeader
     blob: bytes
     created: float = 0.0
 
     def to_bytes(self) -> bytes:
-        return msgpack.packb({
-            "v": FORMAT_VERSION, "batch_id": self.batch_id, "worker_id": self.worker_id, "games": self.games,
-            "positions": self.positions, "generations": list(self.generations), "created": self.created,
-            "blob": self.blob,
-        }, use_bin_type=True)
+        return msgpack.packb({"v": FORMAT_VERSION, **dict(self.header), "created": self.created, "blob": self.blob},
+                             use_bin_type=True)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Batch:
@@ -101,27 +95,20 @@ class Batch:
             raise OutboxError(f"not a batch file: expected the keys {sorted(_FIELDS)}, got {keys}")
         if d["v"] != FORMAT_VERSION:
             raise OutboxError(f"batch file format version {d['v']!r}, this code reads {FORMAT_VERSION}")
-        for key in ("batch_id", "worker_id"):
-            if not isinstance(d[key], str) or not _ID.match(d[key]):
-                raise OutboxError(f"field {key!r}: {d[key]!r} is not an id")
-        for key in ("games", "positions"):
-            if type(d[key]) is not int or d[key] < (1 if key == "games" else 0):
-                raise OutboxError(f"field {key!r}: {d[key]!r} is not a valid count")
-        gens = d["generations"]
-        if not isinstance(gens, list) or not all(type(g) is int and g >= 0 for g in gens):
-            raise OutboxError(f"field 'generations': {gens!r} is not a list of generations")
         if not isinstance(d["created"], (int, float)) or not isinstance(d["blob"], bytes) or not d["blob"]:
             raise OutboxError("field 'created' must be a number and 'blob' non-empty bytes")
-        return cls(d["batch_id"], d["worker_id"], d["games"], d["positions"], tuple(gens), d["blob"], float(d["created"]))
+        try:
+            header = BatchHeader.model_validate({name: d[name] for name in BatchHeader.model_fields})
+        except ValidationError as e:
+            raise OutboxError(f"not a valid batch header: {field_errors(e)}") from None
+        return cls(header, d["blob"], float(d["created"]))
 
 
 @dataclass(frozen=True)
 class Entry:
     """What the outbox remembers of a batch in memory (the blob stays on disk)."""
 
-    batch_id: str
-    games: int
-    positions: int
+    header: BatchHeader
     created: float
 
 
@@ -178,10 +165,10 @@ class Outbox:
                 continue
             batch = self._read(path)
             if batch is not None:
-                self._entries[batch.batch_id] = Entry(batch.batch_id, batch.games, batch.positions, batch.created)
+                self._entries[batch.header.batch_id] = Entry(batch.header, batch.created)
         self._entries = dict(sorted(self._entries.items(), key=lambda kv: (kv[1].created, kv[0])))
         if self._entries:
-            games = sum(e.games for e in self._entries.values())
+            games = sum(e.header.games for e in self._entries.values())
             log.info("outbox %s: %d batch(es) with %d games left to send", self.dir, len(self._entries), games)
 
     def _read(self, path: Path) -> Batch | None:
@@ -192,8 +179,8 @@ class Outbox:
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise OutboxError(f"{path.stat().st_size} bytes, above {MAX_FILE_BYTES}")
             batch = Batch.from_bytes(path.read_bytes())
-            if path.name != batch.batch_id + SUFFIX:
-                raise OutboxError(f"holds batch {batch.batch_id!r}, which does not match its file name")
+            if path.name != batch.header.batch_id + SUFFIX:
+                raise OutboxError(f"holds batch {batch.header.batch_id!r}, which does not match its file name")
             return batch
         except (OutboxError, OSError) as e:
             self._quarantine(path, str(e))
@@ -233,18 +220,18 @@ class Outbox:
     @property
     def games(self) -> int:
         """Games in the batches waiting for an ack."""
-        return sum(e.games for e in self._entries.values())
+        return sum(e.header.games for e in self._entries.values())
 
     # --- writing ------------------------------------------------------------------------
     def put(self, batch: Batch) -> None:
-        """Write ``batch`` durably (atomic, fsynced) before anyone sends it."""
-        if not _ID.match(batch.batch_id):
-            raise OutboxError(f"batch id {batch.batch_id!r} is not an id")
+        """Write ``batch`` durably (atomic, fsynced) before anyone sends it (its header's batch id, checked
+        when the header was made, names the file)."""
         if not batch.created:
             batch = replace(batch, created=time.time())
-        atomic_write(self.path(batch.batch_id), batch.to_bytes())
-        self._entries[batch.batch_id] = Entry(batch.batch_id, batch.games, batch.positions, batch.created)
-        self._journal("put", batch.batch_id, f"games={batch.games}", f"positions={batch.positions}")
+        header = batch.header
+        atomic_write(self.path(header.batch_id), batch.to_bytes())
+        self._entries[header.batch_id] = Entry(header, batch.created)
+        self._journal("put", header.batch_id, f"games={header.games}", f"positions={header.positions}")
 
     def ack(self, batch_id: str, seq: int = -1, duplicate: bool = False) -> bool:
         """The broker stored ``batch_id`` (as ``seq``): journal it, then delete its file. False when it was not here."""

@@ -251,15 +251,15 @@ class SelfPlayWorker:
     def _flush(self, n: int) -> None:
         """Put the first ``n`` pending games into a batch: outbox first (durable), then the send queue."""
         records = self.pending[:n]
-        batch = Batch(batch_id=f"{self.worker_id}-{uuid.uuid4().hex}", worker_id=self.worker_id, games=len(records),
-                      positions=sum(r.num_moves for r in records),
-                      generations=tuple(sorted({r.model_generation for r in records})),
-                      blob=encode_batch(records, compress=self.settings.distributed.compression), created=time.time())
-        self.outbox.put(batch)
+        header = P.BatchHeader(batch_id=f"{self.worker_id}-{uuid.uuid4().hex}", worker_id=self.worker_id,
+                               games=len(records), positions=sum(r.num_moves for r in records),
+                               generations=sorted({r.model_generation for r in records}))
+        self.outbox.put(Batch(header, encode_batch(records, compress=self.settings.distributed.compression),
+                              created=time.time()))
         del self.pending[:n]  # only now: a failed write keeps them for the next try
         self.pending_since = time.monotonic()
         self.batches_made += 1
-        self.link.enqueue(batch.batch_id)
+        self.link.enqueue(header.batch_id)
 
     def _fail(self, exc: Exception) -> None:
         """Report the exception (state Error), drop the runner and its games in progress, back off."""
