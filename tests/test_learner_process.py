@@ -14,6 +14,9 @@ import itertools
 import json
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from broker_helpers import batch, play_games, tiny_settings
@@ -96,17 +99,35 @@ def stop_all(services: list[Service]) -> None:
     print("\n".join(f"--- {s.log_path.name}\n{s.log()}" for s in services))
 
 
+@dataclass
+class Run:
+    feeder: Feeder
+    generations: Generations
+    services: list[Service]
+    """Every service started, later ones appended: all are killed at the end."""
+
+
+@contextmanager
+def broker_and_learner(tmp_path: Path, config: Path) -> Iterator[Run]:
+    """A broker and a learner on ``config`` once generation 0 is published; at the end every
+    service in ``services`` is killed and its log printed."""
+    run = Run(Feeder(config), Generations(config),
+              [Service("broker", config, log_dir=tmp_path), Service("learner", config, log_dir=tmp_path)])
+    try:
+        wait_for(lambda: run.generations.current() == 0, TIMEOUT, "generation 0")
+        yield run
+    finally:
+        stop_all(run.services)
+
+
 def test_learner_trains_waits_and_resumes_after_sigkill_and_broker_restart(tmp_path):
     config = tiny_config(tmp_path)
     data_dir = tmp_path / "learner"
     settings = tiny_settings(config)
     learner_cfg, batch_size = settings.learner, settings.train.batch_size
-    feeder, generations = Feeder(config), Generations(config)
-    broker = Service("broker", config, log_dir=tmp_path)
-    learner = Service("learner", config, log_dir=tmp_path)
-    services = [broker, learner]
-    try:
-        wait_for(lambda: generations.current() == 0, TIMEOUT, "generation 0")
+    with broker_and_learner(tmp_path, config) as run:
+        feeder, generations, services = run.feeder, run.generations, run.services
+        broker, learner = services
         assert "created generation 000000 from seed 0" in learner.log()
 
         feeder.submit(3)  # ~12 games, a few hundred policy targets
@@ -142,20 +163,15 @@ def test_learner_trains_waits_and_resumes_after_sigkill_and_broker_restart(tmp_p
 
         assert learner.stop() == 0
         assert re.search(r"stopped at step \d+, generation \d+: checkpoint written", learner.log())
-    finally:
-        stop_all(services)
 
 
 def test_sigterm_checkpoints_and_generations_continue_past_an_old_checkpoint(tmp_path):
     # checkpoints only at start, publishes and stop, and all of them kept
     config = tiny_config(tmp_path, learner={"checkpoint_interval": 600.0, "keep_checkpoints": 50})
     ckpt_dir = tmp_path / "learner" / "checkpoints"
-    feeder, generations = Feeder(config), Generations(config)
-    broker = Service("broker", config, log_dir=tmp_path)
-    learner = Service("learner", config, log_dir=tmp_path)
-    services = [broker, learner]
-    try:
-        wait_for(lambda: generations.current() == 0, TIMEOUT, "generation 0")
+    with broker_and_learner(tmp_path, config) as run:
+        feeder, generations, services = run.feeder, run.generations, run.services
+        learner = services[1]
         feeder.submit(3)
         generations.wait_above(2, "generation 3")
         wait_until_waiting(tmp_path / "learner", reports_in_a_row=2)
@@ -180,19 +196,13 @@ def test_sigterm_checkpoints_and_generations_continue_past_an_old_checkpoint(tmp
         assert f"the next generation is {top + 1}" in log
         assert published(log)[0] == top + 1
         assert learner.stop() == 0
-    finally:
-        stop_all(services)
 
 
 def test_learner_recovers_when_the_broker_or_itself_lost_its_data(tmp_path):
     config = tiny_config(tmp_path)
-    feeder = Feeder(config)
-    broker = Service("broker", config, log_dir=tmp_path)
-    learner = Service("learner", config, log_dir=tmp_path)
-    services = [broker, learner]
-    try:
-        generations = Generations(config)
-        wait_for(lambda: generations.current() == 0, TIMEOUT, "generation 0")
+    with broker_and_learner(tmp_path, config) as run:
+        feeder, generations, services = run.feeder, run.generations, run.services
+        broker, learner = services
         feeder.submit(2)
         top = generations.wait_above(1, "generation 2")
         wait_until_waiting(tmp_path / "learner", reports_in_a_row=2)
@@ -222,5 +232,3 @@ def test_learner_recovers_when_the_broker_or_itself_lost_its_data(tmp_path):
         generations.wait_above(top, "a generation after the adopted one")  # the store's games count as new
         assert published(learner.log())[0] == top + 1
         assert learner.stop() == 0
-    finally:
-        stop_all(services)

@@ -35,14 +35,7 @@ from azgo_learner.trainer import Trainer
 from azgo_learner.window import WindowFeed, moves_window
 from azgo_runtime.client import Reply
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny nets gain nothing from threads on a shared 2-core machine; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,12 +19,7 @@ from azgo_core.train import Batch, PositionSampler, TrainConfig, make_optimizer,
 SIZE, HISTORY = 5, 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_net(seed: int = 0, **flags) -> AZNet:

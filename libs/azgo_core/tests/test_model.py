@@ -32,15 +32,7 @@ from azgo_core.model import (
     tensor_payload_sha256,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny nets gain nothing from threads, and on a busy 2-core machine a second thread
-    waiting for a core stalls every op; restore the process setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(history=2, blocks=1, channels=8, value_hidden=8)

@@ -12,15 +12,7 @@ from azgo_core.position import BLACK, WHITE, Position
 from azgo_core.records import GameRecord
 from azgo_core.train import Batch, PositionSampler, TrainConfig, make_optimizer, train_step
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny nets gain nothing from threads, and on a busy 2-core machine a second thread
-    waiting for a core stalls every op; restore the process setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 SIZE, HISTORY = 5, 2
