@@ -11,7 +11,6 @@ fails the test instead of hanging it.  Commands may be pipelined:
 from __future__ import annotations
 
 import os
-import re
 import select
 import shutil
 import subprocess
@@ -19,6 +18,8 @@ import time
 from collections.abc import Sequence
 
 import pytest
+
+from azgo_core import gtp
 
 
 class GtpError(RuntimeError):
@@ -168,26 +169,18 @@ class GtpClient:
         """Next answer as (status '=' or '?', id or None, text)."""
         fd = self._proc.stdout.fileno()
         while True:
-            # Engines may emit stray blank lines between answers; skip them.
-            while self._buf.startswith(b"\n"):
-                del self._buf[:1]
-            end = self._buf.find(b"\n\n")
-            if end >= 0:
-                raw = bytes(self._buf[:end]).decode("utf-8", "replace")
-                del self._buf[: end + 2]
-                break
+            try:
+                answer = gtp.take_response(self._buf)
+            except gtp.GtpError as e:  # neither "=" nor "?"
+                self._fail(command, str(e))
+            if answer is not None:
+                return answer
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self._fail(command, f"no answer within {self.timeout}s", timeout=True)
             readable, _, _ = select.select([fd], [], [], remaining)
             if readable:
                 self._read_some(fd, command)
-        status = raw[:1]
-        if status not in ("=", "?"):
-            self._fail(command, f"malformed answer {raw!r}")
-        match = re.match(r"(\d*)(.*)", raw[1:], re.S)
-        cid = int(match.group(1)) if match.group(1) else None
-        return status, cid, match.group(2).strip()
 
 
 # --- a game against GNU Go, for the GTP tests ---------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 from gtp_client import play_against_gnugo
 
 from azgo_core import __version__, coords
-from azgo_core.gtp import RESIGN, GtpEngine, clean_line, parse_command
+from azgo_core.gtp import RESIGN, GtpEngine, GtpError, clean_line, parse_command, take_response
 from azgo_core.position import Position
 
 REQUIRED = ["protocol_version", "name", "version", "known_command", "list_commands", "quit",
@@ -84,6 +84,17 @@ def test_preprocessing_drops_control_characters_comments_and_tabs():
     assert clean_line("play\tb\tD4  # a comment") == "play b D4"
     assert clean_line("   # only a comment") == ""
     assert clean_line("\x7fname") == "name"
+
+
+def test_responses_are_taken_whole_from_what_an_engine_wrote():
+    buf = bytearray(b"\n=3 D4\n\n? unknown command\n\n= line one\nline two")
+    assert take_response(buf) == ("=", 3, "D4")  # the stray empty line before it is skipped
+    assert take_response(buf) == ("?", None, "unknown command")
+    assert take_response(buf) is None and buf == bytearray(b"= line one\nline two")  # not yet ended
+    buf += b"\n\n"
+    assert take_response(buf) == ("=", None, "line one\nline two") and not buf
+    with pytest.raises(GtpError, match="malformed response 'D4'"):
+        take_response(bytearray(b"D4\n\n"))
 
 
 def test_command_ids_are_parsed_and_echoed(engine):

@@ -27,6 +27,7 @@ the protocol goes to stdout; diagnostics go to the ``azgo_core.gtp`` logger.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, TextIO
@@ -93,6 +94,24 @@ def format_response(cmd_id: int | None, ok: bool, text: str = "") -> str:
     if text.startswith("\n"):  # a diagram starts on its own line, as GNU Go's showboard does
         body = "\n" + body
     return f"{head} {body}\n\n"  # GNU Go's form: the space stays when the result is empty
+
+
+def take_response(buf: bytearray) -> tuple[str, int | None, str] | None:
+    """The next whole response an engine wrote into ``buf`` (its stdout as read so far, carriage
+    returns removed), taken out of ``buf``: (status ``=`` or ``?``, id or None, text); None while it
+    is incomplete. Stray empty lines between responses are skipped. Raises ``GtpError`` for a
+    response that starts with neither ``=`` nor ``?``."""
+    while buf.startswith(b"\n"):
+        del buf[:1]
+    end = buf.find(b"\n\n")
+    if end < 0:
+        return None
+    raw = bytes(buf[:end]).decode("utf-8", "replace")
+    del buf[: end + 2]
+    match = re.match(r"([=?])(\d*)(.*)", raw, re.S)
+    if match is None:
+        raise GtpError(f"malformed response {raw[:80]!r}")
+    return match[1], int(match[2]) if match[2] else None, match[3].strip()
 
 
 def parse_colour(word: str) -> int:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 
 from azgo_core import coords
-from azgo_core.gtp import RESIGN
+from azgo_core.gtp import RESIGN, GtpError, take_response
 from azgo_core.position import BLACK, Position
 
 log = logging.getLogger("azgo.gtp_player")
@@ -71,13 +71,12 @@ class GtpProcess:
     def _answer(self, command: str, deadline: float) -> tuple[str, str]:
         fd = self.proc.stdout.fileno()
         while True:
-            while self._buf.startswith(b"\n"):
-                del self._buf[:1]
-            end = self._buf.find(b"\n\n")
-            if end >= 0:
-                raw = bytes(self._buf[:end]).decode("utf-8", "replace")
-                del self._buf[: end + 2]
-                break
+            try:
+                answer = take_response(self._buf)
+            except GtpError as e:
+                raise GtpEngineError(f"GTP engine {self.argv[0]!r} answered {command!r}: {e}") from None
+            if answer is not None:
+                return answer[0], answer[2]
             left = deadline - time.monotonic()
             if left <= 0:
                 self.kill()
@@ -88,9 +87,6 @@ class GtpProcess:
                     raise GtpEngineError(f"GTP engine {self.argv[0]!r} closed its output during {command!r} "
                                          f"(status {self.proc.poll()})")
                 self._buf += chunk.replace(b"\r", b"")
-        if raw[:1] not in ("=", "?"):
-            raise GtpEngineError(f"GTP engine {self.argv[0]!r} answered {command!r} with {raw[:80]!r}")
-        return raw[0], raw[1:].lstrip("0123456789").strip()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
