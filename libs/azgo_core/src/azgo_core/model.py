@@ -66,7 +66,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import safetensors.torch
@@ -401,25 +401,11 @@ def serialize_model(
     return safetensors.torch.save(tensors, metadata=metadata)
 
 
-def save_model(
-    path: str | os.PathLike,
-    net: AZNet,
-    *,
-    generation: int,
-    parent_generation: int | None = None,
-    training_steps: int = 0,
-    samples_seen: int = 0,
-    extra: Mapping[str, str] | None = None,
-) -> str:
-    """Write ``net`` and its metadata atomically to ``path``; return the SHA-256 of the file."""
-    data = serialize_model(
-        net,
-        generation=generation,
-        parent_generation=parent_generation,
-        training_steps=training_steps,
-        samples_seen=samples_seen,
-        extra=extra,
-    )
+def save_model(path: str | os.PathLike, net: AZNet, **stamp: Any) -> str:
+    """Write ``net`` atomically to ``path`` with the metadata ``serialize_model`` takes as keywords
+    (``generation``, ``parent_generation``, ``training_steps``, ``samples_seen``, ``extra``);
+    return the SHA-256 of the file."""
+    data = serialize_model(net, **stamp)
     atomic_write(path, data)
     return hashlib.sha256(data).hexdigest()
 
