@@ -233,7 +233,7 @@ def test_deploy_two_hosts_restart_undeploy(selfplay_image, hosts, ssh_key, tmp_p
 
     store = GameStore(tmp_path / "broker" / "games", fsync=False)
     try:
-        workers = {e.batch_id.rsplit("-", 1)[0] for e in store.entries}
+        workers = {e.header.batch_id.rsplit("-", 1)[0] for e in store.entries}
     finally:
         store.close()
     assert set(ids.values()) <= workers, f"stored batches come from {workers}"

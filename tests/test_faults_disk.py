@@ -174,7 +174,7 @@ def test_damaged_store_is_repaired_at_start_with_the_segment_and_offset_logged(t
         assert re.search(rf"at offset {end} of \S*{segment_name(0)}; truncating the torn tail, dropping {len(torn) // 2} bytes",
                          log), log
         assert path.stat().st_size == end
-        kept = [k for k in records if k != victim.batch_id]
+        kept = [k for k in records if k != victim.header.batch_id]
         assert c.status()["totals"]["batches"] == len(kept)
         with BrokerClient(settings.router_endpoint(), timeout=T) as client:
             client.request(*publish(settings, 0))
@@ -185,7 +185,7 @@ def test_damaged_store_is_repaired_at_start_with_the_segment_and_offset_logged(t
                 ack = client.request(*batch(batch_id, "w9", records[batch_id])).message
                 assert ack.duplicate, batch_id
             # the damaged batch is gone from the index: a resend stores it again, after the kept ones
-            ack = client.request(*batch(victim.batch_id, "w9", records[victim.batch_id])).message
+            ack = client.request(*batch(victim.header.batch_id, "w9", records[victim.header.batch_id])).message
             assert not ack.duplicate and ack.seq == 5
         assert "Traceback" not in b.log()
     finally:
